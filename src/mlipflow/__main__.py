@@ -1,0 +1,5 @@
+"""``python -m mlipflow``: the same as the ``mlipflow`` command."""
+
+from mlipflow.cli import main
+
+main()

@@ -1,0 +1,286 @@
+"""The ``mlipflow`` command line: set up, check, inspect the dataset, watch and run work."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from mlipflow.errors import ConfigError, MlipflowError
+from mlipflow.settings import config_file_path, load_settings
+
+app = typer.Typer(
+    name="mlipflow",
+    help="Build validated MACE potentials for battery interfaces as jobflow/FireWorks workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+dataset_app = typer.Typer(help="Labeled frames and dataset versions.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+console = Console()
+err_console = Console(stderr=True)
+
+LAUNCHPAD_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# --------------------------------------------------------------------------------------------- init
+@app.command()
+def init(
+    uri: Annotated[str | None, typer.Option(help="MongoDB URI of the production store (default: embedded).")] = None,
+    home: Annotated[Path | None, typer.Option(help="Data directory (default: MLIPFLOW_HOME or per-user).")] = None,
+    database: Annotated[str, typer.Option(help="Database name.")] = "mlipflow",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing config file.")] = False,
+) -> None:
+    """Write a config file and FireWorks/jobflow files for the embedded store or a MongoDB URI."""
+    settings = load_settings(**({"home": home} if home else {}))
+    home = settings.home
+    config_path = home / "config.yaml" if home else config_file_path()
+    if config_path.exists() and not force:
+        raise ConfigError(f"{config_path} exists; pass --force to overwrite it")
+    home.mkdir(parents=True, exist_ok=True)
+    config = {"database": database}
+    if uri:
+        config["mongodb_uri"] = uri
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    written = [config_path]
+    fw_dir = home / "fireworks"
+    fw_dir.mkdir(exist_ok=True)
+    for category in ("cpu", "gpu"):
+        path = fw_dir / f"fworker_{category}.yaml"
+        path.write_text(yaml.safe_dump({"name": f"{category}_worker", "category": category, "query": "{}"}))
+        written.append(path)
+    if uri:
+        lp = {"host": uri, "name": database, "uri_mode": True, "logdir": str(home / "logs"), "strm_lvl": "INFO"}
+        (fw_dir / "my_launchpad.yaml").write_text(yaml.safe_dump(lp))
+        js = {
+            "JOB_STORE": {
+                "docs_store": {"type": "MongoStore", "database": database, "collection_name": "outputs", "uri": uri},
+                "additional_stores": {
+                    "data": {"type": "GridFSStore", "database": database, "collection_name": "outputs_data", "uri": uri}
+                },
+            }
+        }
+        (fw_dir / "jobflow.yaml").write_text(yaml.safe_dump(js, sort_keys=False))
+        written += [fw_dir / "my_launchpad.yaml", fw_dir / "jobflow.yaml"]
+    settings = load_settings(**({"home": home}))
+    from mlipflow.storage import get_stores
+
+    stores = get_stores(settings)
+    console.print(f"[green]mlipflow is set up[/green]: {stores.describe()}")
+    for path in written:
+        console.print(f"  wrote {path}")
+    if uri:
+        console.print(
+            "  plain FireWorks tools: export FW_CONFIG_FILE unset; use "
+            f"`rlaunch -l {fw_dir / 'my_launchpad.yaml'} -w {fw_dir / 'fworker_cpu.yaml'} rapidfire` "
+            f"with JOBFLOW_CONFIG_FILE={fw_dir / 'jobflow.yaml'}"
+        )
+    else:
+        console.print("  workers on the embedded store: `mlipflow worker --category cpu` (and gpu)")
+
+
+# ------------------------------------------------------------------------------------------- doctor
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@app.command()
+def doctor() -> None:
+    """Check the store, package versions, the torch device and DFT executables."""
+    from mlipflow.storage import get_stores
+
+    settings = load_settings()
+    table = Table(title="mlipflow doctor", show_header=True)
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("", justify="center")
+    ok = True
+    try:
+        stores = get_stores(settings)
+        counts = ", ".join(f"{n}: {stores.db[n].estimated_document_count()}" for n in ("frames", "datasets", "models"))
+        table.add_row("store", f"{stores.describe()} ({counts})", "[green]ok[/green]")
+    except MlipflowError as exc:
+        ok = False
+        table.add_row("store", str(exc), "[red]fail[/red]")
+    table.add_row("config file", f"{config_file_path()} ({'found' if config_file_path().exists() else 'none'})", "")
+    for dist in (
+        "mlipflow", "jobflow", "fireworks", "atomate2", "custodian", "maggma", "pymongo", "litemongo",
+        "pymatgen", "ase", "mace-torch", "torch", "chgnet",
+    ):
+        table.add_row(dist, _version(dist), "")
+    try:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        table.add_row("torch device", f"{device} (threads setting: {settings.torch_threads})", "[green]ok[/green]")
+    except Exception as exc:  # torch import errors vary
+        ok = False
+        table.add_row("torch device", f"torch does not import: {exc}", "[red]fail[/red]")
+    for exe in ("cp2k.psmp", "cp2k", "vasp_std", "mpirun"):
+        where = shutil.which(exe)
+        table.add_row(f"executable {exe}", where or "not found", "[green]ok[/green]" if where else "-")
+    console.print(table)
+    if not ok:
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------------------ dataset
+def _dataset():
+    from mlipflow.data import Dataset
+    from mlipflow.storage import get_stores
+
+    return Dataset(get_stores())
+
+
+@dataset_app.command("import")
+def dataset_import(
+    path: Annotated[Path, typer.Argument(help="extxyz file, or ASE database (.db/.json).")],
+    labeler: Annotated[str, typer.Option(help="Name of the method that made the labels.")],
+    kind: Annotated[str, typer.Option(help="dft, surrogate or imported (unknown method).")] = "imported",
+    labeler_version: Annotated[str | None, typer.Option(help="Version of the labeling code/model.")] = None,
+) -> None:
+    """Import labeled frames (all or nothing; frames already stored are not stored twice)."""
+    from mlipflow.data import LabelerInfo, import_file
+
+    info = LabelerInfo(name=labeler, kind=kind, version=labeler_version)
+    result = import_file(_dataset(), path, info)
+    console.print(
+        f"{path}: {len(result.inserted)} new frames, {len(result.existing)} already stored "
+        f"(labeler {info.describe()})"
+    )
+
+
+@dataset_app.command("export")
+def dataset_export(
+    version: Annotated[str, typer.Argument(help="Dataset version id (or a dataset name: its newest version).")],
+    path: Annotated[Path, typer.Argument(help="Output extxyz file.")],
+    split: Annotated[str | None, typer.Option(help="train, valid or test (default: all).")] = None,
+) -> None:
+    """Export a dataset version as extxyz with MACE's REF_* keys."""
+    from mlipflow.data import export_extxyz
+
+    if split not in (None, "train", "valid", "test"):
+        raise ConfigError(f"--split must be train, valid or test, not {split!r}")
+    n = export_extxyz(_dataset(), version, path, split)  # type: ignore[arg-type]
+    console.print(f"wrote {n} frames to {path}")
+
+
+@dataset_app.command("version")
+def dataset_version(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    parent: Annotated[str | None, typer.Option(help="Parent version id.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split assignment.")] = 0,
+    note: Annotated[str, typer.Option(help="Note kept with the version.")] = "",
+) -> None:
+    """Freeze every labeled frame into a new immutable dataset version."""
+    version = _dataset().create_version(name, parent=parent, seed=seed, note=note)
+    console.print(f"dataset version {version.id}: {version.counts}")
+
+
+@dataset_app.command("list")
+def dataset_list() -> None:
+    """List dataset versions and frame counts by status and labeler."""
+    dataset = _dataset()
+    table = Table(title=f"dataset versions ({dataset.stores.describe()})")
+    for col in ("version", "parent", "train", "valid", "test", "labelers", "created"):
+        table.add_column(col)
+    for v in dataset.list_versions():
+        table.add_row(
+            v.id, v.parent or "-", *(str(v.counts.get(s, 0)) for s in ("train", "valid", "test")),
+            ", ".join(f"{k}: {n}" for k, n in v.labelers.items()), f"{v.created_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+    status = Table(title="frames")
+    for col in ("labeler", "status", "frames"):
+        status.add_column(col)
+    pipeline = [{"$group": {"_id": {"labeler": "$labeler", "status": "$status"}, "n": {"$sum": 1}}}]
+    from mlipflow.data import LabelerInfo
+
+    for row in dataset.frames.aggregate(pipeline):
+        status.add_row(LabelerInfo(**row["_id"]["labeler"]).describe(), row["_id"]["status"], str(row["n"]))
+    console.print(status)
+
+
+@dataset_app.command("show")
+def dataset_show(version: Annotated[str, typer.Argument(help="Dataset version id or name.")]) -> None:
+    """Show one dataset version: splits, config types, labelers, parent, note."""
+    v = _dataset().get_version(version)
+    console.print_json(v.model_dump_json(exclude={"manifest_file"}))
+
+
+# ---------------------------------------------------------------------------------------- execution
+@app.command()
+def worker(
+    category: Annotated[str | None, typer.Option(help="cpu or gpu (default: any category).")] = None,
+    nlaunches: Annotated[int, typer.Option(help="Stop after N launches (0: until nothing is ready).")] = 0,
+    max_loops: Annotated[int, typer.Option(help="Polling loops (-1: stop when nothing is ready).")] = -1,
+    sleep: Annotated[int, typer.Option(help="Seconds between polls.")] = 5,
+) -> None:
+    """Run fireworks from the configured LaunchPad (FireWorks' rapidfire) on this machine."""
+    from mlipflow.execution import run_worker
+
+    run_worker(category=category, nlaunches=nlaunches, max_loops=max_loops, sleep_time=sleep)
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port on localhost.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to bind (localhost by default).")] = "127.0.0.1",
+) -> None:
+    """Serve FireWorks' web dashboard for the configured store (embedded or MongoDB)."""
+    from fireworks.flask_site.app import app as fw_app
+
+    from mlipflow.storage import get_stores
+
+    stores = get_stores()
+    fw_app.lp = stores.launchpad
+    console.print(f"FireWorks dashboard for {stores.describe()} on http://{host}:{port}/")
+    fw_app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+
+
+def main() -> None:
+    """Console entry point: user errors print as one message, tracebacks only with --debug."""
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except MlipflowError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

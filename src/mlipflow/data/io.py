@@ -1,0 +1,196 @@
+"""Dataset files: export to extxyz with MACE's keys; import from extxyz and ASE databases.
+
+Exported frames carry ``REF_energy`` (eV), ``REF_forces`` (eV/Å), ``REF_stress`` (eV/Å³, ASE sign
+convention, 3x3), ``config_type``, ``frame_id``, ``split`` and ``labeler`` (name, version and kind), so
+that a surrogate label can never be mistaken for DFT in an exported file either.
+
+Imports are all or nothing: the whole file is read and checked first (every frame needs an energy and
+forces of the right shape, and finite numbers), and nothing is stored if any frame is bad; the error
+names the file and the frame.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+from ase.io import iread, write
+
+from mlipflow.data.dataset import AddResult, Dataset, Split
+from mlipflow.data.frames import LabeledFrame, LabelerInfo, Provenance
+from mlipflow.errors import DataError
+
+ENERGY_KEYS = ("REF_energy", "energy", "DFT_energy")
+FORCES_KEYS = ("REF_forces", "forces", "DFT_forces")
+STRESS_KEYS = ("REF_stress", "stress", "DFT_stress")
+
+
+def frame_to_extxyz_atoms(frame: LabeledFrame, split: str | None = None) -> Atoms:
+    """ASE atoms carrying the frame's labels under MACE's ``REF_*`` keys."""
+    atoms = frame.to_atoms()
+    atoms.calc = None
+    if frame.energy is not None:
+        atoms.info["REF_energy"] = frame.energy
+    if frame.forces is not None:
+        atoms.arrays["REF_forces"] = np.asarray(frame.forces, dtype=float)
+    if frame.stress is not None:
+        atoms.info["REF_stress"] = (np.asarray(frame.stress, dtype=float) * units.GPa).reshape(9)
+    atoms.info["config_type"] = frame.config_type
+    atoms.info["frame_id"] = frame.content_hash
+    atoms.info["labeler"] = frame.labeler.describe()
+    if split:
+        atoms.info["split"] = split
+    return atoms
+
+
+def export_extxyz(dataset: Dataset, version_id: str, path: str | Path, split: Split | None = None) -> int:
+    """Write a dataset version (or one split of it) as extxyz; return the number of frames written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [frame_to_extxyz_atoms(frame, s) for frame, s in dataset.version_frames(version_id, split)]
+    write(path, images, format="extxyz", write_results=False)
+    return len(images)
+
+
+def _first(mapping: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if key in mapping:
+            return mapping[key]
+    return None
+
+
+def _labels_of(atoms: Atoms) -> tuple[Any, Any, Any]:
+    energy = _first(atoms.info, ENERGY_KEYS)
+    forces = _first(atoms.arrays, FORCES_KEYS)
+    stress = _first(atoms.info, STRESS_KEYS)
+    calc = atoms.calc
+    if calc is not None:
+        results = getattr(calc, "results", {})
+        energy = results.get("energy", energy) if energy is None else energy
+        forces = results.get("forces") if forces is None else forces
+        stress = results.get("stress") if stress is None else stress
+    return energy, forces, stress
+
+
+def _check_labels(atoms: Atoms, where: str, energy: Any, forces: Any, stress: Any) -> None:
+    n = len(atoms)
+    if energy is None:
+        raise DataError(f"{where}: no energy (expected one of {ENERGY_KEYS} or a calculator result)")
+    if not np.isfinite(float(energy)):
+        raise DataError(f"{where}: energy is not a finite number ({energy})")
+    if forces is None:
+        raise DataError(f"{where}: no forces (expected one of {FORCES_KEYS} per atom)")
+    forces = np.asarray(forces, dtype=float)
+    if forces.shape != (n, 3):
+        raise DataError(f"{where}: forces have shape {forces.shape}, expected ({n}, 3) for {n} atoms")
+    if not np.all(np.isfinite(forces)):
+        raise DataError(f"{where}: forces contain NaN or infinite values")
+    if stress is not None:
+        s = np.asarray(stress, dtype=float)
+        if s.size not in (6, 9):
+            raise DataError(f"{where}: stress has {s.size} values, expected 6 (Voigt) or 9 (3x3)")
+        if not np.all(np.isfinite(s)):
+            raise DataError(f"{where}: stress contains NaN or infinite values")
+
+
+def read_labeled_extxyz(
+    path: str | Path, labeler: LabelerInfo, provenance: dict[str, Any] | None = None
+) -> list[LabeledFrame]:
+    """Read and check every frame of an extxyz file; raise :class:`DataError` naming file and frame."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    frames: list[LabeledFrame] = []
+    index = 0
+    line = 1
+    try:
+        for index, atoms in enumerate(iread(path, index=":", format="extxyz")):
+            where = f"{path}, frame {index} (0-based, starting at line {line})"
+            energy, forces, stress = _labels_of(atoms)
+            _check_labels(atoms, where, energy, forces, stress)
+            if stress is not None and np.asarray(stress).size == 9:
+                stress = np.asarray(stress, dtype=float).reshape(3, 3)
+            info = dict(provenance or {})
+            frames.append(
+                LabeledFrame.from_atoms(
+                    atoms,
+                    labeler,
+                    energy=energy,
+                    forces=forces,
+                    stress=stress,
+                    provenance=Provenance(
+                        origin="import",
+                        source=str(path),
+                        source_index=index,
+                        config_type=atoms.info.get("config_type"),
+                        **info,
+                    ),
+                )
+            )
+            line += len(atoms) + 2
+    except DataError:
+        raise
+    except Exception as exc:  # ASE raises many kinds of errors on a malformed file
+        failed = len(frames)
+        raise DataError(
+            f"{path}, frame {failed} (0-based, starting at line {line}): cannot be read as extxyz: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if not frames:
+        raise DataError(f"{path}: holds no frames")
+    return frames
+
+
+def read_labeled_ase_db(path: str | Path, labeler: LabelerInfo, selection: Any = None) -> list[LabeledFrame]:
+    """Read and check every row of an ASE database (rows need energy and forces)."""
+    import ase.db
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    frames = []
+    try:
+        rows = list(ase.db.connect(path).select(selection))
+    except Exception as exc:
+        raise DataError(f"{path}: cannot be read as an ASE database: {exc}") from exc
+    for row in rows:
+        atoms = row.toatoms()
+        where = f"{path}, row id {row.id}"
+        energy = row.get("energy")
+        forces = row.get("forces")
+        stress = row.get("stress")
+        _check_labels(atoms, where, energy, forces, stress)
+        frames.append(
+            LabeledFrame.from_atoms(
+                atoms,
+                labeler,
+                energy=energy,
+                forces=forces,
+                stress=stress,
+                provenance=Provenance(
+                    origin="import", source=str(path), source_index=row.id, config_type=row.get("config_type")
+                ),
+            )
+        )
+    if not frames:
+        raise DataError(f"{path}: holds no rows")
+    return frames
+
+
+def import_file(dataset: Dataset, path: str | Path, labeler: LabelerInfo) -> AddResult:
+    """Import an extxyz file or an ASE database (``.db``/``.json``) into the dataset, all or nothing."""
+    path = Path(path)
+    if path.suffix in {".db", ".json"}:
+        frames = read_labeled_ase_db(path, labeler)
+    else:
+        frames = read_labeled_extxyz(path, labeler)
+    return dataset.add_frames(frames, import_id=uuid.uuid4().hex)
+
+
+def iter_extxyz_atoms(path: str | Path) -> Iterator[Atoms]:
+    """Iterate over the frames of an extxyz file (thin wrapper kept for symmetry with export)."""
+    yield from iread(Path(path), index=":", format="extxyz")

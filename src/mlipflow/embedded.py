@@ -1,0 +1,231 @@
+"""The embedded store: a pymongo-compatible database in SQLite files, safe across processes and threads.
+
+No MongoDB server can be installed on a laptop-like machine without downloads, so the default store of
+mlipflow is ``litemongo`` (pinned at 0.2.0): mongomock's query engine over one SQLite file per
+collection, in process, no port.  As shipped it is not safe when several processes or threads use the
+same files (FireWorks' reservation is a read-then-write that two workers can interleave, and SQLite
+connections refuse to be used from a second thread).  This module adds the two things that make it
+safe, without touching litemongo's modules:
+
+* one lock per store directory and process (a re-entrant thread lock) held together with an exclusive
+  ``flock`` on ``<dir>/.lock`` around every collection operation, so that each pymongo call, including
+  ``find_one_and_update``, is atomic across processes and threads;
+* SQLite connections opened with ``check_same_thread=False`` (safe because of the lock above), so that
+  FireWorks' ping thread and the Flask dashboard can use the same client.
+
+Cursors are materialised under the lock, so a reader never sees half of another process's write.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import inspect
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+from litemongo import client as _lm_client
+from litemongo import sqlite_store as _lm_sqlite
+from litemongo._vendor.mongomock.collection import Collection as _MockCollection
+from litemongo._vendor.mongomock.database import Database as _MockDatabase
+
+__all__ = ["EmbeddedMongoClient", "StoreLock", "enable_embedded_gridfs"]
+
+
+class StoreLock:
+    """A re-entrant lock shared by all threads of a process and all processes using one directory.
+
+    Parameters
+    ----------
+    path
+        The store directory; the lock file is ``path/.lock``.
+    """
+
+    _registry: ClassVar[dict[tuple[int, str], StoreLock]] = {}
+    _registry_guard = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    @classmethod
+    def for_directory(cls, path: Path) -> StoreLock:
+        """Return this process's lock for ``path`` (one per directory and process id)."""
+        key = (os.getpid(), str(Path(path).resolve()))
+        with cls._registry_guard:
+            lock = cls._registry.get(key)
+            if lock is None:
+                lock = cls._registry[key] = cls(Path(key[1]))
+            return lock
+
+    def __enter__(self) -> StoreLock:
+        self._thread_lock.acquire()
+        try:
+            if self._depth == 0:
+                if self._fd is None:
+                    self._fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._depth += 1
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
+def _locked(method):
+    """Wrap a collection method so that it runs (and its results are read) under the store lock."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generator_wrapper(self, *args, **kwargs):
+            with self.database.client.store_lock:
+                return iter(list(method(self, *args, **kwargs)))
+
+        return generator_wrapper
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.database.client.store_lock:
+            result = method(self, *args, **kwargs)
+            if inspect.isgenerator(result):  # lazily evaluated results (e.g. _get_dataset)
+                result = iter(list(result))
+            return result
+
+    return wrapper
+
+
+class _LockedCollection(_MockCollection):
+    """A mongomock collection whose every data operation holds the store lock."""
+
+    def with_options(self, *args: Any, **kwargs: Any) -> _LockedCollection:
+        collection = super().with_options(*args, **kwargs)
+        collection.__class__ = _LockedCollection
+        return collection
+
+
+for _name, _member in list(vars(_MockCollection).items()):
+    if (
+        inspect.isfunction(_member)
+        and not _name.startswith("__")
+        and _name not in {"with_options", "find", "initialize_ordered_bulk_op", "initialize_unordered_bulk_op"}
+    ):
+        setattr(_LockedCollection, _name, _locked(_member))
+
+
+class _LockedDatabase(_MockDatabase):
+    """A mongomock database that hands out locked collections."""
+
+    def get_collection(self, *args: Any, **kwargs: Any) -> _LockedCollection:
+        with self.client.store_lock:
+            collection = super().get_collection(*args, **kwargs)
+        if type(collection) is _MockCollection:
+            collection.__class__ = _LockedCollection
+        return collection
+
+    def list_collection_names(self, *args: Any, **kwargs: Any) -> list[str]:
+        with self.client.store_lock:
+            return super().list_collection_names(*args, **kwargs)
+
+    def drop_collection(self, *args: Any, **kwargs: Any) -> None:
+        with self.client.store_lock:
+            super().drop_collection(*args, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        with self.client.store_lock:
+            return super().command(*args, **kwargs)
+
+
+class _SharedConnectionCollectionStore(_lm_sqlite.CollectionStore):
+    """litemongo's SQLite collection with a connection that several threads may use (under the lock)."""
+
+    def open(self) -> None:
+        super().open()
+        # litemongo opens the file with sqlite3's default check_same_thread=True; reopen it with
+        # check_same_thread=False and hand the new connection to the tables that use it.
+        old = self._connection
+        connection = sqlite3.connect(self._path, check_same_thread=False, timeout=300)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        cursor = connection.cursor()
+        for table in (self._documents, self.indexes):
+            table._connection = connection
+            table._cur = cursor
+        self._connection, self._cur = connection, cursor
+        old.close()
+
+
+class _SharedConnectionDatabaseStore(_lm_sqlite.DatabaseStore):
+    def __getitem__(self, col_name: str) -> _SharedConnectionCollectionStore:
+        if col_name not in self._collections:
+            self._collections[col_name] = _SharedConnectionCollectionStore(
+                self._dirpath / col_name, codec_options=self._codec_options
+            )
+        return self._collections[col_name]
+
+
+class _SharedConnectionServerStore(_lm_sqlite.ServerStore):
+    def __getitem__(self, db_name: str) -> _SharedConnectionDatabaseStore:
+        if db_name not in self._databases:
+            self._databases[db_name] = _SharedConnectionDatabaseStore(self._dirpath / db_name)
+        return self._databases[db_name]
+
+
+class EmbeddedMongoClient(_lm_client.MongoClient):
+    """A pymongo-compatible client over the embedded store in ``path``.
+
+    Parameters
+    ----------
+    path
+        Directory of the store (created if missing).  Every client on the same directory, in any
+        process or thread, sees the same data and serialises on the same lock.
+    database
+        Optional default database name.
+    """
+
+    def __init__(self, path: str | Path, database: str = "", **kwargs: Any) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.store_lock = StoreLock.for_directory(self.path)
+        with self.store_lock:
+            super().__init__(_SharedConnectionServerStore(self.path), database=database, **kwargs)
+
+    def get_database(self, *args: Any, **kwargs: Any) -> _LockedDatabase:
+        with self.store_lock:
+            database = super().get_database(*args, **kwargs)
+        if type(database) is _MockDatabase:
+            database.__class__ = _LockedDatabase
+        return database
+
+    def list_database_names(self) -> list[str]:
+        with self.store_lock:
+            return super().list_database_names()
+
+    def close(self) -> None:
+        with self.store_lock:
+            super().close()
+
+
+@functools.cache
+def enable_embedded_gridfs() -> None:
+    """Let pymongo's ``gridfs`` accept embedded databases (embedded path only).
+
+    ``gridfs`` checks ``isinstance(db, pymongo.database.Database)``.  mongomock's integration widens
+    those checks to accept its classes as well as pymongo's, so real MongoDB objects keep working in
+    the same process.  It is only called when an embedded store is opened, never on the MongoDB path.
+    """
+    from litemongo._vendor.mongomock.gridfs import enable_gridfs_integration
+
+    enable_gridfs_integration()

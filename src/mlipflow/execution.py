@@ -1,0 +1,125 @@
+"""Run jobflow flows locally, or submit them to FireWorks and run workers on cpu/gpu categories.
+
+The same flow runs both ways.  Locally it runs in this process on the configured JobStore.  Submitted,
+each job becomes a Firework whose ``_category`` says which workers may take it: labeling (DFT) jobs go
+to ``cpu`` workers, training and MD to ``gpu`` workers (names from the settings).  A Maker states the
+kind of resource a job needs with :func:`set_resource`; jobs that say nothing go to ``cpu``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import jobflow
+from fireworks import FWorker, LaunchPad
+from fireworks.core.rocket_launcher import rapidfire
+from jobflow import Flow, Job
+from jobflow.managers.fireworks import flow_to_workflow
+
+from mlipflow.settings import MlipflowSettings, load_settings
+from mlipflow.storage import Stores, get_stores
+
+logger = logging.getLogger(__name__)
+
+Resource = Literal["cpu", "gpu"]
+RESOURCE_KEY = "mlipflow_resource"
+
+
+def set_resource(job_or_flow: Job | Flow, resource: Resource) -> Job | Flow:
+    """Mark a job (or every job of a flow) as needing ``cpu`` or ``gpu`` workers."""
+    job_or_flow.update_metadata({RESOURCE_KEY: resource}, dynamic=True)
+    return job_or_flow
+
+
+def _category(job: Job, settings: MlipflowSettings) -> str:
+    resource = (job.metadata or {}).get(RESOURCE_KEY, "cpu")
+    return settings.gpu_category if resource == "gpu" else settings.cpu_category
+
+
+def run_locally(flow: Flow | Job, stores: Stores | None = None, root_dir: str | Path | None = None) -> dict:
+    """Run a flow in this process on the configured JobStore; return jobflow's responses.
+
+    Parameters
+    ----------
+    flow
+        The flow or job.
+    stores
+        Default: :func:`~mlipflow.storage.get_stores` from the settings.
+    root_dir
+        Where job directories are made (default ``MLIPFLOW_HOME/runs``).
+    """
+    stores = stores or get_stores()
+    root = Path(root_dir or stores.settings.home / "runs")
+    root.mkdir(parents=True, exist_ok=True)
+    return jobflow.run_locally(flow, store=stores.jobstore, root_dir=root, create_folders=True, log=True)
+
+
+def submit(flow: Flow | Job, stores: Stores | None = None) -> dict[str, int]:
+    """Add a flow to the LaunchPad with cpu/gpu categories; return jobflow uuid -> fw_id.
+
+    Workers started with :func:`run_worker` (``mlipflow worker``) or FireWorks' ``rlaunch`` with the
+    fworker files in ``launchpad/`` pick the jobs of their category.
+    """
+    stores = stores or get_stores()
+    flow = flow if isinstance(flow, Flow) else Flow([flow])
+    categories = {job.uuid: _category(job, stores.settings) for job, _ in flow.iterflow()}
+    workflow = flow_to_workflow(flow)
+    for fw in workflow.fws:
+        job_uuid = fw.tasks[0]["job"].uuid
+        fw.spec["_category"] = categories.get(job_uuid, stores.settings.cpu_category)
+    old_ids = {fw.tasks[0]["job"].uuid: fw.fw_id for fw in workflow.fws}
+    mapping = stores.launchpad.add_wf(workflow)
+    return {job_uuid: mapping[old] for job_uuid, old in old_ids.items()}
+
+
+def make_fworker(category: str | None, name: str | None = None) -> FWorker:
+    """A FireWorks worker for one category (``None`` takes fireworks of any category)."""
+    return FWorker(name=name or f"mlipflow-{category or 'any'}-{os.getpid()}", category=category or "")
+
+
+def run_worker(
+    category: str | None = None,
+    nlaunches: int = 0,
+    max_loops: int = -1,
+    sleep_time: int = 5,
+    launch_dir: str | Path | None = None,
+    settings: MlipflowSettings | None = None,
+    launchpad: LaunchPad | None = None,
+) -> None:
+    """Pull and run fireworks of ``category`` until none is left (``rlaunch rapidfire``).
+
+    jobflow's jobs inside the fireworks write their outputs to the JobStore of the same settings.
+
+    Parameters
+    ----------
+    category
+        ``cpu``, ``gpu``, or ``None`` for any.
+    nlaunches
+        Stop after this many launches (0: until the queue is empty).
+    max_loops
+        Number of polling loops when ``nlaunches`` is 0 (-1: stop as soon as nothing is ready).
+    sleep_time
+        Seconds between polls (s).
+    launch_dir
+        Where launch directories are made (default ``MLIPFLOW_HOME/launches``).
+    """
+    settings = settings or load_settings()
+    stores = get_stores(settings)
+    # jobflow's JobFiretask uses SETTINGS.JOB_STORE when a firework carries no store of its own
+    # (we never serialise a store, and so never a password, into the fireworks)
+    jobflow.SETTINGS.JOB_STORE = stores.jobstore
+    launchpad = launchpad or stores.launchpad
+    root = Path(launch_dir or settings.home / "launches")
+    root.mkdir(parents=True, exist_ok=True)
+    rapidfire(
+        launchpad,
+        make_fworker(category),
+        nlaunches=nlaunches,
+        max_loops=max_loops,
+        sleep_time=sleep_time,
+        m_dir=str(root),
+        strm_lvl="WARNING",
+    )

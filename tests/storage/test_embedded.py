@@ -1,0 +1,68 @@
+"""The embedded store: pymongo behaviour, atomicity across processes, use from threads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+from mlipflow.embedded import EmbeddedMongoClient
+
+
+def test_basic_pymongo_api(tmp_path):
+    db = EmbeddedMongoClient(tmp_path / "s")["db"]
+    db.c.insert_many([{"_id": i, "v": i * i} for i in range(10)])
+    assert db.c.count_documents({"v": {"$gte": 25}}) == 5
+    assert [d["_id"] for d in db.c.find({}, sort=[("v", -1)], limit=2)] == [9, 8]
+    doc = db.c.find_one_and_update({"_id": 3}, {"$inc": {"v": 1}}, return_document=True)
+    assert doc["v"] == 10
+    agg = list(db.c.aggregate([{"$match": {"v": {"$lt": 10}}}, {"$group": {"_id": None, "n": {"$sum": 1}}}]))
+    assert agg[0]["n"] == 3  # 0, 1, 4 (3 became 10)
+
+
+def test_data_persists_across_clients(tmp_path):
+    EmbeddedMongoClient(tmp_path / "s")["db"].c.insert_one({"_id": "x", "v": 1})
+    assert EmbeddedMongoClient(tmp_path / "s")["db"].c.find_one({"_id": "x"})["v"] == 1
+
+
+INCREMENT = """
+import sys
+from mlipflow.embedded import EmbeddedMongoClient
+coll = EmbeddedMongoClient(sys.argv[1])["db"]["counter"]
+for _ in range(int(sys.argv[2])):
+    # only correct if find_one_and_update is atomic across processes
+    doc = coll.find_one_and_update({"_id": "c"}, {"$inc": {"n": 1}}, return_document=True)
+    coll.insert_one({"seen": doc["n"]})
+"""
+
+
+def test_find_one_and_update_is_atomic_across_processes(tmp_path):
+    path = str(tmp_path / "s")
+    EmbeddedMongoClient(path)["db"]["counter"].insert_one({"_id": "c", "n": 0})
+    procs = [subprocess.Popen([sys.executable, "-c", INCREMENT, path, "40"]) for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    coll = EmbeddedMongoClient(path)["db"]["counter"]
+    assert coll.find_one({"_id": "c"})["n"] == 120
+    seen = [d["seen"] for d in coll.find({"seen": {"$exists": True}})]
+    assert sorted(seen) == list(range(1, 121))  # every increment observed exactly once
+
+
+def test_threads_share_a_client(tmp_path):
+    coll = EmbeddedMongoClient(tmp_path / "s")["db"]["t"]
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(50):
+                coll.insert_one({"k": k, "i": i})
+                coll.count_documents({"k": k})
+        except BaseException as exc:  # pragma: no cover - only on failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert coll.count_documents({}) == 200
