@@ -39,3 +39,31 @@ def mongodb_stores(request) -> Stores:
     stores = get_stores(settings)
     yield stores
     stores.db.client.drop_database(database)
+
+
+@pytest.fixture
+def lj_li_images():
+    """Factory of rattled bcc Li cells labeled by ASE's Lennard-Jones calculator (REF_* keys).
+
+    A real (cheap) calculation, so that energies, forces and stress are consistent with each other.
+    """
+    import numpy as np
+    from ase.build import bulk
+    from ase.calculators.lj import LennardJones
+
+    def make(n: int = 5, seed: int = 0, config_type: str = "rattled"):
+        rng = np.random.default_rng(seed)
+        images = []
+        for _ in range(n):
+            atoms = bulk("Li", "bcc", a=3.44, cubic=True).repeat((2, 2, 2))
+            atoms.positions += rng.normal(0.0, 0.08, atoms.positions.shape)
+            atoms.calc = LennardJones(sigma=2.7, epsilon=0.05, rc=6.0)
+            energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+            stress = atoms.get_stress(voigt=False)
+            atoms.calc = None
+            atoms.info.update(REF_energy=energy, REF_stress=stress.reshape(9), config_type=config_type)
+            atoms.arrays["REF_forces"] = forces
+            images.append(atoms)
+        return images
+
+    return make

@@ -38,10 +38,13 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # only mlipflow's own logger gets a handler: FireWorks configures (and prints) its loggers itself
+    logger = logging.getLogger("mlipflow")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
 
 
 # --------------------------------------------------------------------------------------------- init
@@ -166,6 +169,8 @@ def dataset_import(
     """Import labeled frames (all or nothing; frames already stored are not stored twice)."""
     from mlipflow.data import LabelerInfo, import_file
 
+    if kind not in ("dft", "surrogate", "imported"):
+        raise ConfigError(f"--kind must be dft, surrogate or imported, not {kind!r}")
     info = LabelerInfo(name=labeler, kind=kind, version=labeler_version)
     result = import_file(_dataset(), path, info)
     console.print(

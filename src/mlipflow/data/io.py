@@ -11,6 +11,7 @@ names the file and the frame.
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms, units
-from ase.io import iread, write
+from ase.io import iread, read, write
 
 from mlipflow.data.dataset import AddResult, Dataset, Split
 from mlipflow.data.frames import LabeledFrame, LabelerInfo, Provenance
@@ -97,49 +98,70 @@ def _check_labels(atoms: Atoms, where: str, energy: Any, forces: Any, stress: An
             raise DataError(f"{where}: stress contains NaN or infinite values")
 
 
+def _split_extxyz(path: Path) -> list[tuple[int, str]]:
+    """Cut an extxyz file into (first line number, text) per frame, checking every atom-count line."""
+    lines = path.read_text().splitlines(keepends=True)
+    frames: list[tuple[int, str]] = []
+    i = 0
+    previous = ""
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        try:
+            n = int(lines[i].split()[0])
+            if len(lines[i].split()) != 1 or n < 1:
+                raise ValueError
+        except ValueError:
+            raise DataError(
+                f"{path}, frame {len(frames)} (0-based, line {i + 1}): expected the atom count of a new frame, "
+                f"found {lines[i].strip()[:60]!r}{previous}"
+            ) from None
+        if i + 2 + n > len(lines):
+            raise DataError(
+                f"{path}, frame {len(frames)} (0-based, line {i + 1}): says {n} atoms but the file ends "
+                f"after {len(lines) - i - 2} atom lines"
+            )
+        frames.append((i + 1, "".join(lines[i : i + 2 + n])))
+        previous = f"; the atom count {n} of the frame before (line {i + 1}) may be wrong"
+        i += 2 + n
+    return frames
+
+
 def read_labeled_extxyz(
     path: str | Path, labeler: LabelerInfo, provenance: dict[str, Any] | None = None
 ) -> list[LabeledFrame]:
-    """Read and check every frame of an extxyz file; raise :class:`DataError` naming file and frame."""
+    """Read and check every frame of an extxyz file; raise :class:`DataError` naming file, frame and line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     frames: list[LabeledFrame] = []
-    index = 0
-    line = 1
-    try:
-        for index, atoms in enumerate(iread(path, index=":", format="extxyz")):
-            where = f"{path}, frame {index} (0-based, starting at line {line})"
-            energy, forces, stress = _labels_of(atoms)
-            _check_labels(atoms, where, energy, forces, stress)
-            if stress is not None and np.asarray(stress).size == 9:
-                stress = np.asarray(stress, dtype=float).reshape(3, 3)
-            info = dict(provenance or {})
-            frames.append(
-                LabeledFrame.from_atoms(
-                    atoms,
-                    labeler,
-                    energy=energy,
-                    forces=forces,
-                    stress=stress,
-                    provenance=Provenance(
-                        origin="import",
-                        source=str(path),
-                        source_index=index,
-                        config_type=atoms.info.get("config_type"),
-                        **info,
-                    ),
-                )
+    for index, (line, text) in enumerate(_split_extxyz(path)):
+        where = f"{path}, frame {index} (0-based, line {line})"
+        try:
+            atoms = read(io.StringIO(text), format="extxyz")
+        except Exception as exc:  # ASE raises many kinds of errors on a malformed frame
+            raise DataError(f"{where}: cannot be read as extxyz: {type(exc).__name__}: {exc}") from exc
+        energy, forces, stress = _labels_of(atoms)
+        _check_labels(atoms, where, energy, forces, stress)
+        if stress is not None and np.asarray(stress).size == 9:
+            stress = np.asarray(stress, dtype=float).reshape(3, 3)
+        frames.append(
+            LabeledFrame.from_atoms(
+                atoms,
+                labeler,
+                energy=energy,
+                forces=forces,
+                stress=stress,
+                provenance=Provenance(
+                    origin="import",
+                    source=str(path),
+                    source_index=index,
+                    config_type=atoms.info.get("config_type"),
+                    **dict(provenance or {}),
+                ),
             )
-            line += len(atoms) + 2
-    except DataError:
-        raise
-    except Exception as exc:  # ASE raises many kinds of errors on a malformed file
-        failed = len(frames)
-        raise DataError(
-            f"{path}, frame {failed} (0-based, starting at line {line}): cannot be read as extxyz: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
+        )
     if not frames:
         raise DataError(f"{path}: holds no frames")
     return frames

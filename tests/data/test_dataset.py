@@ -1,0 +1,74 @@
+"""Dataset versions: immutable manifests, inherited splits, honest labeler bookkeeping."""
+
+from __future__ import annotations
+
+import pytest
+from ase.io import write
+
+from mlipflow.data import Dataset, LabeledFrame, LabelerInfo, assign_split, import_file, structure_hash
+from mlipflow.errors import DataError
+
+LJ = LabelerInfo(name="lj-li", kind="surrogate", version="1")
+
+
+def _import(stores, tmp_path, images, labeler=LJ, name="in.xyz"):
+    path = tmp_path / name
+    write(path, images, format="extxyz")
+    return import_file(Dataset(stores), path, labeler)
+
+
+def test_split_assignment_is_deterministic_and_follows_fractions():
+    ids = [f"{i:032x}" for i in range(4000)]
+    splits = [assign_split(i, 7, {"train": 0.8, "valid": 0.1, "test": 0.1}) for i in ids]
+    assert splits == [assign_split(i, 7, {"train": 0.8, "valid": 0.1, "test": 0.1}) for i in ids]
+    assert 0.77 < splits.count("train") / 4000 < 0.83
+    assert 0.08 < splits.count("test") / 4000 < 0.12
+
+
+def test_child_version_keeps_parent_splits_and_parent_is_unchanged(stores, tmp_path, lj_li_images):
+    dataset = Dataset(stores)
+    _import(stores, tmp_path, lj_li_images(10, seed=1), name="a.xyz")
+    v1 = dataset.create_version("li", seed=1, note="first")
+    m1 = dataset.manifest(v1.id)
+    new = _import(stores, tmp_path, lj_li_images(10, seed=2), name="b.xyz")
+    v2 = dataset.create_version("li", parent=v1.id, frame_ids=new.inserted, seed=1)
+    m2 = dataset.manifest(v2.id)
+    assert v2.parent == v1.id and v2.size == 20
+    assert {k: m2[k] for k in m1} == m1  # nothing moved between splits
+    assert dataset.manifest(v1.id) == m1 and dataset.get_version(v1.id).size == 10  # immutable
+    assert dataset.get_version("li").id in {v1.id, v2.id}
+    assert len(list(dataset.version_frames(v2.id, "train"))) == v2.counts["train"]
+
+
+def test_failed_and_unknown_frames_never_enter_a_version(stores, tmp_path, lj_li_images):
+    dataset = Dataset(stores)
+    _import(stores, tmp_path, lj_li_images(3))
+    atoms = lj_li_images(1, seed=9)[0]
+    failed = LabeledFrame.from_atoms(atoms, LJ, energy=None, forces=None, status="failed", failure="SCF not converged")
+    dataset.add_frames([failed])
+    version = dataset.create_version("li")
+    assert version.size == 3
+    with pytest.raises(DataError, match="not stored or not labeled"):
+        dataset.create_version("li2", frame_ids=[failed.content_hash])
+
+
+def test_versions_refuse_to_mix_labelers(stores, tmp_path, lj_li_images):
+    _import(stores, tmp_path, lj_li_images(2, seed=1), name="a.xyz")
+    _import(stores, tmp_path, lj_li_images(2, seed=2), LabelerInfo(name="pbe", kind="dft", version="cp2k"), "b.xyz")
+    with pytest.raises(DataError, match="mix labels of different labelers"):
+        Dataset(stores).create_version("mixed")
+
+
+def test_structure_hash_tolerates_site_order_and_wrapping(lj_li_images):
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = lj_li_images(1)[0]
+    s = AseAtomsAdaptor.get_structure(atoms)
+    shuffled = s.copy()
+    shuffled.translate_sites(list(range(len(s))), [1.0, 0.0, -1.0], frac_coords=True, to_unit_cell=False)
+    reordered = s.copy()
+    reordered.reverse()
+    assert structure_hash(s) == structure_hash(shuffled) == structure_hash(reordered)
+    moved = s.copy()
+    moved.translate_sites([0], [0.01, 0, 0], frac_coords=False)
+    assert structure_hash(moved) != structure_hash(s)
