@@ -252,6 +252,24 @@ def worker(
 
 
 @app.command()
+def nightly(
+    max_reruns: Annotated[int, typer.Option(help="Rerun a failed job while it has failed fewer times.")] = 2,
+    lost_after: Annotated[int, typer.Option(help="A running job silent this long (s) is a lost run.")] = 4 * 3600,
+    launches: Annotated[int, typer.Option(help="Then run up to N jobs with a local worker (0: none).")] = 0,
+) -> None:
+    """One idempotent nightly pass (lost runs, reruns, local work, a summary); safe from cron."""
+    from mlipflow.campaign.nightly import NightlyAlreadyRunning, run_nightly
+    from mlipflow.storage import get_stores
+
+    try:
+        summary = run_nightly(get_stores(), max_reruns=max_reruns, expiration_secs=lost_after, worker_launches=launches)
+    except NightlyAlreadyRunning as exc:
+        console.print(str(exc))
+        return
+    console.print(summary["text"])
+
+
+@app.command()
 def dashboard(
     port: Annotated[int, typer.Option(help="Port on localhost.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to bind (localhost by default).")] = "127.0.0.1",

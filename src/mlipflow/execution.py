@@ -102,7 +102,7 @@ def run_worker(
     max_loops
         Number of polling loops when ``nlaunches`` is 0 (-1: stop as soon as nothing is ready).
     sleep_time
-        Seconds between polls (s).
+        Seconds between polls (s, at least 1: FireWorks reads 0 as its 60 s default).
     launch_dir
         Where launch directories are made (default ``MLIPFLOW_HOME/launches``).
     """
@@ -119,7 +119,7 @@ def run_worker(
         make_fworker(category),
         nlaunches=nlaunches,
         max_loops=max_loops,
-        sleep_time=sleep_time,
+        sleep_time=max(1, sleep_time),
         m_dir=str(root),
         strm_lvl="WARNING",
     )

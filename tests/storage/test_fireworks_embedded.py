@@ -57,7 +57,7 @@ def test_jobflow_through_fireworks_with_categories_and_large_data(stores, tmp_pa
     assert lp.get_fw_by_id(mapping[big.uuid]).spec["_category"] == "gpu"
     assert lp.get_fw_by_id(mapping[count.uuid]).spec["_category"] == "cpu"
 
-    run_worker(category="cpu", max_loops=1, sleep_time=0)  # nothing runnable for cpu yet
+    run_worker(category="cpu", max_loops=1, sleep_time=1)  # nothing runnable for cpu yet
     assert lp.get_fw_by_id(mapping[count.uuid]).state == "WAITING"
     run_worker(category="gpu")
     run_worker(category="cpu")

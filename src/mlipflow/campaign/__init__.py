@@ -1,0 +1,1 @@
+"""Active-learning campaigns: the campaign file, the loop, convergence, and the nightly controller."""

@@ -1,0 +1,58 @@
+"""The nightly controller: one pass at a time, lost runs and failed jobs rerun, a summary written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from fireworks import Firework, ScriptTask
+
+from mlipflow.campaign.nightly import nightly_lock, run_nightly
+
+MLIPFLOW = [sys.executable, "-m", "mlipflow"]
+
+
+def test_second_concurrent_nightly_exits_cleanly(stores):
+    with nightly_lock(stores.settings.home):  # as if a first nightly were running
+        proc = subprocess.run([*MLIPFLOW, "nightly"], capture_output=True, text=True, env=dict(os.environ,
+                              COLUMNS="200"), timeout=120)
+    assert proc.returncode == 0
+    assert "another `mlipflow nightly` is running" in proc.stdout
+    assert not (stores.settings.home / "nightly" / "last.json").exists()  # it did nothing
+    done = subprocess.run([*MLIPFLOW, "nightly"], capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert done.returncode == 0 and "first nightly pass" in done.stdout
+
+
+def test_failed_jobs_rerun_up_to_a_limit(stores, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lp = stores.launchpad
+    lp.add_wf(Firework(ScriptTask.from_str("exit 3"), name="always-fails"))
+    lp.add_wf(Firework(ScriptTask.from_str("true"), name="works"))
+    first = run_nightly(stores, worker_launches=5)  # runs both: one fails
+    assert first["failed_rerun"] == []
+    second = run_nightly(stores, worker_launches=5)
+    assert second["failed_rerun"] == [1]  # failed once: rerun (and it fails again in this pass)
+    third = run_nightly(stores, worker_launches=5)
+    assert third["failed_rerun"] == [] and third["failed_kept"] == [1]
+    assert third["after"]["fireworks"] == {"FIZZLED": 1, "COMPLETED": 1}
+    assert (stores.settings.home / "nightly" / "last.json").exists()
+
+
+def test_lost_run_of_a_killed_worker_is_detected_and_rerun(stores, tmp_path):
+    lp = stores.launchpad
+    lp.add_wf(Firework(ScriptTask.from_str("sleep 120"), name="long"))
+    worker = subprocess.Popen([*MLIPFLOW, "worker"], cwd=tmp_path, env=dict(os.environ), start_new_session=True)
+    for _ in range(300):
+        if lp.get_fw_by_id(1).state == "RUNNING":
+            break
+        time.sleep(0.2)
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its running job, as when a node dies
+    worker.wait(30)
+    assert lp.get_fw_by_id(1).state == "RUNNING"  # FireWorks cannot know yet
+    time.sleep(2)
+    summary = run_nightly(stores, expiration_secs=1)
+    assert summary["lost_runs_rerun"] == [1]
+    assert lp.get_fw_by_id(1).state == "READY"
