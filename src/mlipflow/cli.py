@@ -258,12 +258,12 @@ def nightly(
     launches: Annotated[int, typer.Option(help="Then run up to N jobs with a local worker (0: none).")] = 0,
 ) -> None:
     """One idempotent nightly pass (lost runs, reruns, local work, a summary); safe from cron."""
-    from mlipflow.campaign.nightly import NightlyAlreadyRunning, run_nightly
+    from mlipflow.campaign.nightly import NightlyAlreadyRunningError, run_nightly
     from mlipflow.storage import get_stores
 
     try:
         summary = run_nightly(get_stores(), max_reruns=max_reruns, expiration_secs=lost_after, worker_launches=launches)
-    except NightlyAlreadyRunning as exc:
+    except NightlyAlreadyRunningError as exc:
         console.print(str(exc))
         return
     console.print(summary["text"])

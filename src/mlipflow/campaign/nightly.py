@@ -30,13 +30,13 @@ from mlipflow.storage import Stores
 logger = logging.getLogger(__name__)
 
 
-class NightlyAlreadyRunning(MlipflowError):
+class NightlyAlreadyRunningError(MlipflowError):
     """Another nightly pass holds the lock."""
 
 
 @contextmanager
 def nightly_lock(home: Path) -> Iterator[Path]:
-    """Hold ``home/nightly.lock`` exclusively, or raise :class:`NightlyAlreadyRunning` at once."""
+    """Hold ``home/nightly.lock`` exclusively, or raise :class:`NightlyAlreadyRunningError` at once."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "nightly.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -45,7 +45,7 @@ def nightly_lock(home: Path) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = path.read_text().strip() or "unknown process"
-            raise NightlyAlreadyRunning(
+            raise NightlyAlreadyRunningError(
                 f"another `mlipflow nightly` is running ({holder}); this one exits without doing anything"
             ) from None
         os.ftruncate(fd, 0)
@@ -110,7 +110,7 @@ def run_nightly(
 
     Raises
     ------
-    NightlyAlreadyRunning
+    NightlyAlreadyRunningError
         When another pass holds the lock.
     """
     home = stores.settings.home
