@@ -1,0 +1,140 @@
+"""Time to enumerate and build grain-boundary and interface candidates for the flagship systems.
+
+Run from the repository root: ``python bench/bench_structures.py``; writes ``bench/results/structures.json``.
+Timings are wall-clock seconds on this machine (see ``load_average`` in the output: other work running at the
+same time inflates them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+from mlipflow.errors import StructureError
+from mlipflow.structures import (
+    build_gb_candidates,
+    build_interfaces,
+    interface_candidates,
+    list_gb_candidates,
+    load_prototype,
+)
+
+OUT = Path(__file__).resolve().parent / "results" / "structures.json"
+
+GB_CASES = [
+    # name, prototype, rotation axis, max Σ, build?
+    ("Li2O [100] tilt", "Li2O", (1, 0, 0), 13, True),
+    ("Li2O [110] tilt", "Li2O", (1, 1, 0), 11, True),
+    ("Li2S [100] tilt", "Li2S", (1, 0, 0), 13, True),
+    ("Li bcc [110] tilt", "Li", (1, 1, 0), 11, True),
+    ("LLZO-cubic [100] tilt", "LLZO-cubic", (1, 0, 0), 5, True),
+]
+
+INTERFACE_CASES = [
+    # name, film, substrate, film hkl, substrate hkl, max area (Å^2), max strain
+    ("LiCoO2(001) | Li2O(111)", "LiCoO2", "Li2O", (0, 0, 1), (1, 1, 1), 120, 0.03),
+    ("LiCoO2(001) | LLZO(111)", "LiCoO2", "LLZO-cubic", (0, 0, 1), (1, 1, 1), 300, 0.02),
+    ("LiCoO2(104) | Li2O(100)", "LiCoO2", "Li2O", (1, 0, 4), (1, 0, 0), 400, 0.05),
+    ("Li(110) | Li3PS4(001)", "Li", "Li3PS4", (1, 1, 0), (0, 0, 1), 200, 0.04),
+    ("Li(100) | Li6PS5Cl(100)", "Li", "Li6PS5Cl", (1, 0, 0), (1, 0, 0), 200, 0.04),
+]
+
+MAX_ATOMS = 800
+
+
+def bench_gb() -> list[dict]:
+    rows = []
+    for name, proto, axis, max_sigma, build in GB_CASES:
+        s = load_prototype(proto)
+        t0 = time.perf_counter()
+        cands = list_gb_candidates(s, axis, max_sigma=max_sigma)
+        t_enum = time.perf_counter() - t0
+        row = {
+            "case": name,
+            "n_candidates": len(cands),
+            "candidates": [c.as_dict() for c in cands],
+            "enumerate_s": round(t_enum, 3),
+        }
+        if build:
+            small = [c for c in cands if c.n_atoms_estimate <= MAX_ATOMS]
+            t0 = time.perf_counter()
+            built, refused = [], []
+            for c in small:
+                try:
+                    built += build_gb_candidates(s, [c], min_grain_thickness=8.0, max_atoms=MAX_ATOMS)
+                except StructureError as exc:
+                    refused.append(str(exc))
+            row.update(
+                build_s=round(time.perf_counter() - t0, 3),
+                n_built=len(built),
+                n_skipped_estimate_over_max_atoms=len(cands) - len(small),
+                n_refused_over_max_atoms=len(refused),
+                atoms=[len(b) for b in built],
+                stoichiometric=[b.properties["provenance"]["stoichiometric"] for b in built],
+            )
+        rows.append(row)
+        print(f"GB  {name:28s} {len(cands):3d} candidates  enum {t_enum:6.2f} s  build {row.get('build_s', 0):6.2f} s")
+    return rows
+
+
+def bench_interfaces() -> list[dict]:
+    rows = []
+    for name, film, sub, fm, sm, area, strain in INTERFACE_CASES:
+        t0 = time.perf_counter()
+        try:
+            cells = build_interfaces(
+                load_prototype(film),
+                load_prototype(sub),
+                fm,
+                sm,
+                max_area=area,
+                max_strain=strain,
+                film_thickness=6,
+                substrate_thickness=6,
+                max_candidates=1,
+                max_atoms=MAX_ATOMS,
+            )
+            table = [r.as_dict() for r in interface_candidates(cells)]
+            error = None
+        except StructureError as exc:
+            table, error = [], str(exc)
+        dt = time.perf_counter() - t0
+        rows.append(
+            {
+                "case": name,
+                "max_area": area,
+                "max_strain": strain,
+                "seconds": round(dt, 3),
+                "n_built": len(table),
+                "atoms": [r["n_atoms"] for r in table],
+                "table": table,
+                "error": error,
+            }
+        )
+        print(f"IF  {name:28s} {len(table):3d} cells  {dt:6.2f} s  {error or ''}")
+    return rows
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    t0 = time.perf_counter()
+    result = {
+        "benchmark": "structures",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average_start": os.getloadavg()},
+        "max_atoms": MAX_ATOMS,
+        "grain_boundaries": bench_gb(),
+        "interfaces": bench_interfaces(),
+    }
+    result["machine"]["load_average_end"] = os.getloadavg()
+    result["total_s"] = round(time.perf_counter() - t0, 3)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=1, default=str))
+    print(f"total {result['total_s']:.1f} s -> {OUT}")
+
+
+if __name__ == "__main__":
+    main()

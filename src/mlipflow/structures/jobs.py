@@ -1,0 +1,337 @@
+"""jobflow Makers, one per generator; each ``make()`` returns a Job whose output is a list of Structures.
+
+Every Maker is a dataclass with a ``name`` and the generator's parameters as fields (units as in the plain
+functions: Å, degrees, g/cm^3), in the style of atomate2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobflow import Maker, job
+from pymatgen.core import Structure
+
+from mlipflow.structures import amorphous, bulk, defects, grain_boundaries, interfaces, slabs
+from mlipflow.structures.structure_set import StructureSetSpec, build_structure_set
+
+
+@dataclass
+class SupercellMaker(Maker):
+    """Supercell at least ``min_length`` Å (default 2 x ``cutoff``) across every pair of faces."""
+
+    name: str = "supercell"
+    min_length: float | None = None
+    cutoff: float = bulk.DEFAULT_CUTOFF
+    max_atoms: int | None = None
+
+    @job
+    def make(self, structure: Structure) -> list[Structure]:
+        return [bulk.make_supercell(structure, self.min_length, self.cutoff, self.max_atoms, self.name)]
+
+
+@dataclass
+class StrainMaker(Maker):
+    """Strain series (isotropic, axial or shear), see :func:`~mlipflow.structures.bulk.strain_series`."""
+
+    name: str = "strain"
+    strains: tuple[float, ...] = (-0.02, -0.01, 0.01, 0.02)
+    mode: str = "isotropic"
+
+    @job
+    def make(self, structure: Structure) -> list[Structure]:
+        return bulk.strain_series(structure, self.strains, self.mode)  # type: ignore[arg-type]
+
+
+@dataclass
+class CellPerturbationMaker(Maker):
+    """Random symmetric cell strains, see :func:`~mlipflow.structures.bulk.perturb_cells`."""
+
+    name: str = "perturb"
+    n_structures: int = 5
+    max_strain: float = 0.03
+    seed: int = 0
+
+    @job
+    def make(self, structure: Structure) -> list[Structure]:
+        return bulk.perturb_cells(structure, self.n_structures, self.max_strain, self.seed)
+
+
+@dataclass
+class RattleMaker(Maker):
+    """Gaussian or Monte Carlo rattling with a minimum-distance guard, see :func:`~mlipflow.structures.bulk.rattle`."""
+
+    name: str = "rattle"
+    n_structures: int = 5
+    stdev: float = 0.05
+    method: str = "gaussian"
+    min_distance: float | None = None
+    seed: int = 0
+
+    @job
+    def make(self, structure: Structure) -> list[Structure]:
+        return bulk.rattle(structure, self.n_structures, self.stdev, self.method, self.min_distance, self.seed)  # type: ignore[arg-type]
+
+
+@dataclass
+class VacancyMaker(Maker):
+    """Random vacancies at a target fraction, see :func:`~mlipflow.structures.defects.vacancies`."""
+
+    name: str = "vacancy"
+    element: str = "Li"
+    target_fraction: float = 0.9
+    n_structures: int = 1
+    compensation: str = "none"
+    anion: str | None = None
+    seed: int = 0
+
+    @job
+    def make(self, structure: Structure) -> list[Structure]:
+        return defects.vacancies(
+            structure,
+            self.element,
+            self.target_fraction,
+            self.n_structures,
+            self.compensation,  # type: ignore[arg-type]
+            self.anion,
+            self.seed,
+            self.name,
+        )
+
+
+@dataclass
+class AntisiteMaker(Maker):
+    """Antisite pairs, see :func:`~mlipflow.structures.defects.antisites`."""
+
+    name: str = "antisite"
+    species_a: str = "Li"
+    species_b: str = "Co"
+    n_pairs: int = 1
+    n_structures: int = 1
+    seed: int = 0
+
+    @job
+    def make(self, structure: Structure) -> list[Structure]:
+        return defects.antisites(
+            structure, self.species_a, self.species_b, self.n_pairs, self.n_structures, self.seed, self.name
+        )
+
+
+@dataclass
+class DopingMaker(Maker):
+    """Substitutional doping with charge compensation, see :func:`~mlipflow.structures.defects.substitute`."""
+
+    name: str = "doping"
+    host: str = "Zr"
+    dopant: str = "Ta"
+    n_dopants: int = 1
+    dopant_oxidation: int | None = None
+    compensate_with: str | None = "Li"
+    n_structures: int = 1
+    seed: int = 0
+
+    @job
+    def make(self, structure: Structure) -> list[Structure]:
+        return defects.substitute(
+            structure,
+            self.host,
+            self.dopant,
+            self.n_dopants,
+            self.dopant_oxidation,
+            self.compensate_with,
+            self.n_structures,
+            self.seed,
+            self.name,
+        )
+
+
+@dataclass
+class InterdiffusionMaker(Maker):
+    """Cation swaps across an interface, see :func:`~mlipflow.structures.defects.interdiffuse`."""
+
+    name: str = "interdiffusion"
+    species_a: str = "Co"
+    species_b: str = "Li"
+    n_swaps: int = 1
+    max_depth: float = 6.0
+    n_structures: int = 1
+    seed: int = 0
+
+    @job
+    def make(self, interface: Structure) -> list[Structure]:
+        return defects.interdiffuse(
+            interface,
+            self.species_a,
+            self.species_b,
+            self.n_swaps,
+            self.max_depth,
+            self.n_structures,
+            self.seed,
+            self.name,
+        )
+
+
+@dataclass
+class SlabMaker(Maker):
+    """All distinct terminations up to a Miller index, see :func:`~mlipflow.structures.slabs.generate_slabs`."""
+
+    name: str = "slab"
+    max_index: int = 1
+    miller_indices: list[tuple[int, int, int]] | None = None
+    min_slab_size: float = 10.0
+    min_vacuum_size: float = 15.0
+    symmetrize: bool = False
+    max_atoms: int | None = None
+
+    @job
+    def make(self, structure: Structure) -> list[Structure]:
+        return slabs.generate_slabs(
+            structure,
+            self.max_index,
+            self.miller_indices,
+            self.min_slab_size,
+            self.min_vacuum_size,
+            self.symmetrize,
+            max_atoms=self.max_atoms,
+            entry=self.name,
+        )
+
+
+@dataclass
+class GrainBoundaryMaker(Maker):
+    """CSL Σ boundaries about one axis, see :mod:`mlipflow.structures.grain_boundaries`."""
+
+    name: str = "grain_boundary"
+    rotation_axis: tuple[int, int, int] = (1, 0, 0)
+    max_sigma: int = 13
+    sigmas: list[int] | None = None
+    gb_type: str = "tilt"
+    plane_cutoff: int = 3
+    min_grain_thickness: float = 10.0
+    rm_ratio: float = 0.7
+    min_in_plane: float | None = None
+    max_atoms: int | None = None
+    max_candidates: int | None = None
+
+    @job
+    def make(self, structure: Structure) -> list[Structure]:
+        cands = grain_boundaries.list_gb_candidates(
+            structure,
+            self.rotation_axis,
+            self.max_sigma,
+            self.sigmas,
+            self.gb_type,
+            self.plane_cutoff,  # type: ignore[arg-type]
+            entry=self.name,
+        )
+        if self.max_candidates is not None:
+            cands = cands[: self.max_candidates]
+        return grain_boundaries.build_gb_candidates(
+            structure, cands, self.min_grain_thickness, self.rm_ratio, self.min_in_plane, self.max_atoms, self.name
+        )
+
+
+@dataclass
+class InterfaceMaker(Maker):
+    """Coherent film|substrate interfaces (ZSL), see :func:`~mlipflow.structures.interfaces.build_interfaces`."""
+
+    name: str = "interface"
+    film_miller: tuple[int, int, int] = (0, 0, 1)
+    substrate_miller: tuple[int, int, int] = (1, 1, 1)
+    max_area: float = 150.0
+    max_strain: float = 0.03
+    film_thickness: float = 8.0
+    substrate_thickness: float = 8.0
+    gaps: tuple[float, ...] = (2.0,)
+    vacuum_over_film: float | None = None
+    max_candidates: int = 1
+    max_atoms: int | None = 800
+
+    @job
+    def make(self, film: Structure, substrate: Structure) -> list[Structure]:
+        return interfaces.build_interfaces(
+            film,
+            substrate,
+            self.film_miller,
+            self.substrate_miller,
+            max_area=self.max_area,
+            max_strain=self.max_strain,
+            film_thickness=self.film_thickness,
+            substrate_thickness=self.substrate_thickness,
+            gaps=self.gaps,
+            vacuum_over_film=self.vacuum_over_film,
+            max_candidates=self.max_candidates,
+            max_atoms=self.max_atoms,
+            entry=self.name,
+        )
+
+
+@dataclass
+class AmorphousMaker(Maker):
+    """Random packing at (a fraction of) the crystal density, see :mod:`mlipflow.structures.amorphous`."""
+
+    name: str = "amorphous"
+    n_atoms: int = 64
+    density_scales: tuple[float, ...] = (1.0,)
+    guard_scale: float = 0.7
+    seed: int = 0
+
+    @job
+    def make(self, crystal: Structure) -> list[Structure]:
+        return [
+            amorphous.amorphous_from_crystal(
+                crystal,
+                self.n_atoms,
+                density_scale=d,
+                guard_scale=self.guard_scale,
+                seed=self.seed + i,
+                entry=self.name,
+            )
+            for i, d in enumerate(self.density_scales)
+        ]
+
+
+@dataclass
+class MixtureMaker(Maker):
+    """Amorphous two-phase mixtures at several stoichiometries.
+
+    See :func:`~mlipflow.structures.amorphous.amorphous_mixture`.
+    """
+
+    name: str = "mixture"
+    fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
+    n_atoms: int = 100
+    guard_scale: float = 0.7
+    seed: int = 0
+
+    @job
+    def make(self, phase_a: Structure, phase_b: Structure) -> list[Structure]:
+        return amorphous.amorphous_mixture(
+            phase_a, phase_b, self.fractions, self.n_atoms, self.guard_scale, self.seed, self.name
+        )
+
+
+@dataclass
+class StructureSetMaker(Maker):
+    """Expand a campaign's structure section into all starting cells.
+
+    The job's output is a dict: ``structures`` (list of Structures with provenance), ``counts`` (cells per
+    family) and ``rows`` (the preview table).  Cells larger than the section's ``max_atoms`` are refused with a
+    ``StructureError`` naming the entry.
+    """
+
+    name: str = "structure_set"
+    spec: dict[str, Any] | None = field(default=None)
+
+    @job
+    def make(self, spec: dict[str, Any] | str | Path | None = None) -> dict[str, Any]:
+        section = spec if spec is not None else self.spec
+        if section is None:
+            from mlipflow.errors import ConfigError
+
+            raise ConfigError("StructureSetMaker needs a structure section (spec=...)")
+        if isinstance(section, StructureSetSpec):
+            section = section.model_dump()
+        result = build_structure_set(section)
+        return {"structures": result.structures, "counts": result.counts, "rows": result.rows}

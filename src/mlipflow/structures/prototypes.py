@@ -1,0 +1,78 @@
+"""Prototype crystal structures of the flagship systems, shipped as CIF files inside the package.
+
+The files in ``mlipflow/structures/prototypes/`` are the single source of truth; each starts with a comment
+header naming its space group, Wyckoff positions, lattice parameters, the paper they come from and the rule
+that resolved partial occupancies (they are written by ``flows/structures/build_prototypes.py``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from importlib import resources
+from pathlib import Path
+
+from pymatgen.core import Structure
+
+from mlipflow.errors import StructureError
+from mlipflow.structures.provenance import tag
+
+#: prototype name -> short description
+PROTOTYPES: dict[str, str] = {
+    "Li2O": "Li2O antifluorite, Fm-3m",
+    "Li2S": "Li2S antifluorite, Fm-3m",
+    "Li": "Li metal, bcc, Im-3m",
+    "LiCoO2": "LiCoO2 layered, R-3m",
+    "LLZO-cubic": "Li7La3Zr2O12 cubic garnet (Ia-3d average), Li ordered by the tetragonal rule",
+    "LLZO-tetragonal": "Li7La3Zr2O12 tetragonal garnet, I4_1/acd",
+    "Li3PS4": "gamma-Li3PS4, Pmn2_1 (idealised coordinates)",
+    "Li6PS5Cl": "Li6PS5Cl argyrodite (F-43m average), Li ordered",
+}
+
+ALIASES = {"LLZO": "LLZO-cubic", "Li7La3Zr2O12": "LLZO-cubic", "LCO": "LiCoO2", "LPS": "Li3PS4"}
+
+
+def prototype_path(name: str) -> Path:
+    """Path of the CIF file of prototype ``name`` (see :data:`PROTOTYPES`)."""
+    key = ALIASES.get(name, name)
+    if key not in PROTOTYPES:
+        raise StructureError(f"unknown prototype {name!r}; choose one of {', '.join(PROTOTYPES)} (or give a CIF file)")
+    return Path(str(resources.files("mlipflow.structures") / "prototypes" / f"{key}.cif"))
+
+
+def prototype_header(name: str) -> str:
+    """The comment header (source and ordering rule) of a prototype CIF."""
+    lines = prototype_path(name).read_text().splitlines()
+    return "\n".join(line[2:] for line in lines if line.startswith("# ") and "generated using" not in line)
+
+
+def load_prototype(name: str) -> Structure:
+    """Load a shipped prototype structure.
+
+    Parameters
+    ----------
+    name
+        One of :data:`PROTOTYPES` (aliases: ``LLZO``, ``LCO``, ``LPS``).
+
+    Returns
+    -------
+    Structure
+        The ordered crystal with provenance family ``bulk``, generator ``prototype``.
+    """
+    path = prototype_path(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        structure = Structure.from_file(path)
+    key = ALIASES.get(name, name)
+    return tag(
+        structure,
+        "bulk",
+        "mlipflow.structures.prototypes.load_prototype",
+        {"name": key},
+        f"prototype {key}",
+        label=f"prototype {key}",
+    )
+
+
+def list_prototypes() -> list[str]:
+    """Names of the shipped prototypes."""
+    return list(PROTOTYPES)

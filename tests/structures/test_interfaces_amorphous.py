@@ -1,0 +1,145 @@
+"""Hetero-interfaces, interdiffusion, amorphous cells and mixtures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlipflow.errors import StructureError
+from mlipflow.structures import (
+    amorphous_from_crystal,
+    amorphous_mixture,
+    build_interfaces,
+    interdiffuse,
+    interface_candidates,
+    load_prototype,
+    random_packing,
+)
+from mlipflow.structures.amorphous import pair_guards
+
+
+@pytest.fixture(scope="module")
+def lco_li2o():
+    """LiCoO2(001) | Li2O(111): the small stand-in of the LiCoO2 | LLZO chemistry (Li-Co-O)."""
+    return build_interfaces(
+        load_prototype("LiCoO2"),
+        load_prototype("Li2O"),
+        (0, 0, 1),
+        (1, 1, 1),
+        max_area=120,
+        max_strain=0.03,
+        film_thickness=8,
+        substrate_thickness=8,
+        gaps=(1.8, 2.4),
+        terminations=[0],
+        entry="lco-li2o",
+    )
+
+
+def test_lco_li2o_interface_under_800_atoms(lco_li2o):
+    rows = interface_candidates(lco_li2o)
+    assert len(rows) == 2 and {r.gap for r in rows} == {1.8, 2.4}
+    for s, r in zip(lco_li2o, rows, strict=True):
+        assert len(s) < 800
+        assert r.max_strain <= 0.03 + 1e-9 and r.von_mises_strain <= 0.03
+        assert set(s.composition.elements) == {el for el in load_prototype("LiCoO2").composition.elements}
+        assert s.properties["provenance"]["family"] == "interface"
+        labels = set(s.site_properties["interface_label"])
+        assert {"film", "substrate"} <= {lab.split("_")[0] for lab in labels}
+        dm = s.distance_matrix + np.eye(len(s)) * 99
+        assert dm.min() > 1.2  # Å: no overlapping atoms across the interface
+
+
+def test_lco_llzo_interface_under_800_atoms():
+    """The flagship pair itself: LiCoO2(001) | cubic LLZO(111), one termination, thin slabs."""
+    cells = build_interfaces(
+        load_prototype("LiCoO2"),
+        load_prototype("LLZO-cubic"),
+        (0, 0, 1),
+        (1, 1, 1),
+        max_area=300,
+        max_strain=0.02,
+        film_thickness=6,
+        substrate_thickness=6,
+        terminations=[0],
+        max_atoms=800,
+        entry="lco-llzo",
+    )
+    s = cells[0]
+    p = s.properties["provenance"]
+    assert len(s) < 800
+    assert p["max_strain"] <= 0.02 and p["match_area"] == pytest.approx(295.2, abs=0.5)
+    assert {str(e) for e in s.composition.elements} == {"Li", "Co", "O", "La", "Zr"}
+    assert p["min_interatomic_distance"] >= 1.2
+
+
+def test_interdiffusion_swaps_across(lco_li2o):
+    base = lco_li2o[0]
+    (s,) = interdiffuse(base, "Co", "Li", n_swaps=2, seed=0)
+    assert s.composition == base.composition
+    changed = [i for i, (a, b) in enumerate(zip(s, base, strict=True)) if a.specie != b.specie]
+    assert len(changed) == 4
+    assert s.properties["provenance"]["family"] == "interdiffused"
+
+
+def test_li_li3ps4_interface():
+    cells = build_interfaces(
+        load_prototype("Li"),
+        load_prototype("Li3PS4"),
+        (1, 1, 0),
+        (0, 0, 1),
+        max_area=200,
+        max_strain=0.04,
+        film_thickness=6,
+        substrate_thickness=6,
+        entry="li-lps",
+    )
+    s = cells[0]
+    p = s.properties["provenance"]
+    assert len(s) < 800 and p["max_strain"] <= 0.04 + 1e-9
+    assert {str(e) for e in s.composition.elements} == {"Li", "P", "S"}
+    assert s.composition["P"] * 4 == s.composition["S"]  # the electrolyte side keeps whole PS4 units
+
+
+def test_no_match_is_a_clear_error():
+    with pytest.raises(StructureError, match=r"tight: no lattice match .*max_strain=0.001.*raise max_strain"):
+        build_interfaces(
+            load_prototype("Li"),
+            load_prototype("Li3PS4"),
+            (1, 1, 0),
+            (0, 0, 1),
+            max_area=60,
+            max_strain=0.001,
+            entry="tight",
+        )
+
+
+def test_amorphous_li3ps4_at_crystal_density():
+    crystal = load_prototype("Li3PS4")
+    s = amorphous_from_crystal(crystal, n_atoms=96, seed=4)
+    assert s.composition.reduced_formula == "Li3PS4" and len(s) == 96
+    assert s.density == pytest.approx(crystal.density, rel=0.02)
+    guards = pair_guards(["Li", "P", "S"])
+    dm = s.distance_matrix + np.eye(len(s)) * 99
+    for i in range(len(s)):
+        for j in range(i + 1, len(s)):
+            assert dm[i, j] >= guards[(s[i].specie.symbol, s[j].specie.symbol)] - 1e-6
+    assert s.properties["provenance"]["family"] == "amorphous"
+    again = amorphous_from_crystal(crystal, n_atoms=96, seed=4)
+    assert np.allclose(again.frac_coords, s.frac_coords)
+
+
+def test_mixture_stoichiometries():
+    cells = amorphous_mixture(load_prototype("LiCoO2"), load_prototype("Li2O"), fractions=(0.3, 0.7), n_atoms=60)
+    co = [s.composition["Co"] for s in cells]
+    assert co[0] < co[1]
+    for s in cells:
+        assert s.properties["provenance"]["family"] == "mixture"
+        assert 2.0 < s.density < 5.1
+
+
+def test_bad_formula_and_impossible_density():
+    with pytest.raises(StructureError, match=r"amo: .*Xq"):
+        random_packing("Li3Xq", density=2.0, n_atoms=20, entry="amo")
+    with pytest.raises(StructureError, match="dense: cannot pack"):
+        random_packing("Li3PS4", density=20.0, n_atoms=32, entry="dense", max_trials=50)
