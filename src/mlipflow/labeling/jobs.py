@@ -1,0 +1,302 @@
+"""Labeling as jobflow jobs: one job labels a batch of frames, writing each result as soon as it is done.
+
+:func:`label_structures` is the batch runner (usable without jobflow); :class:`LabelMaker` wraps it in jobs,
+one per batch, plus a small gathering job.  Jobs pass structures in and small summaries out (counts and frame
+ids), never labels or datasets: the labels live in the frames collection.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobflow import Flow, Job, Maker, job
+from pydantic import BaseModel, Field
+from pymatgen.core import Structure
+
+from mlipflow.data import LabeledFrame, Provenance
+from mlipflow.errors import DataError, LabelingError
+from mlipflow.labeling.base import Labeler
+from mlipflow.labeling.filters import FamilyEnergyStats, SanityFilter
+from mlipflow.labeling.ledger import LabelLedger, provenance_of
+from mlipflow.storage import Stores, get_stores
+
+logger = logging.getLogger(__name__)
+
+
+class LabelSummary(BaseModel):
+    """What a labeling batch did (a small document: ids and counts, no labels).
+
+    ``counts`` keys: ``labeled`` (new labels), ``reused`` (already labeled before), ``failed`` (gave up after
+    ``max_attempts``), ``filtered`` (label kept but rejected by a sanity filter), ``in_flight`` (running under
+    another live claim, not started again), ``retry_later`` (failed, attempts left).
+    """
+
+    labeler: str
+    labeler_hash: str
+    frame_ids: list[str] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
+    calculator_calls: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def merge(cls, summaries: Sequence[LabelSummary | dict[str, Any]]) -> LabelSummary:
+        items = [s if isinstance(s, LabelSummary) else cls(**s) for s in summaries]
+        if not items:
+            return cls(labeler="", labeler_hash="")
+        counts: Counter[str] = Counter()
+        for s in items:
+            counts.update(s.counts)
+        return cls(
+            labeler=items[0].labeler,
+            labeler_hash=items[0].labeler_hash,
+            frame_ids=[i for s in items for i in s.frame_ids],
+            counts=dict(counts),
+            calculator_calls=sum(s.calculator_calls for s in items),
+            seconds=sum(s.seconds for s in items),
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if isinstance(exc, LabelingError) else f"{type(exc).__name__}: {text}"
+
+
+def label_structures(
+    structures: Sequence[Structure],
+    labeler: Labeler,
+    *,
+    stores: Stores | None = None,
+    provenance: Sequence[Provenance | dict[str, Any] | None] | None = None,
+    max_attempts: int = 2,
+    sanity_filter: SanityFilter | None = None,
+    stale_after: float = 6 * 3600.0,
+    workdir: str | Path | None = None,
+) -> LabelSummary:
+    """Label structures that are not labeled yet by this labeler; write each result as soon as it is known.
+
+    Parameters
+    ----------
+    structures
+        Structures to label (Å).  ``structure.properties["provenance"]`` (family, generator, parameters,
+        parent) is kept in each frame's provenance.
+    labeler
+        The labeler (its ``info`` makes the frame ids).
+    stores
+        Default: :func:`~mlipflow.storage.get_stores` from the settings.
+    provenance
+        Optional provenance per structure, overriding the structure's own.
+    max_attempts
+        Attempts per frame (over all runs) before it stays ``failed``.
+    sanity_filter
+        Filters applied to every new label (default :class:`SanityFilter` with stress required if the
+        labeler computes it).
+    stale_after
+        Seconds after which another worker's ``running`` claim is considered abandoned (s).
+    workdir
+        Parent of the per-frame working directories of file-based labelers (default: the current directory).
+
+    Returns
+    -------
+    LabelSummary
+        Frame ids in input order and counts.
+    """
+    stores = stores or get_stores()
+    start = time.perf_counter()
+    info = labeler.info
+    ledger = LabelLedger(stores.frames, info, stale_after=stale_after)
+    sanity_filter = sanity_filter or SanityFilter(require_stress=labeler.computes_stress)
+    stats = FamilyEnergyStats.from_frames(stores.frames, info.settings_hash)
+    counts: Counter[str] = Counter()
+    frame_ids: list[str] = []
+    calls = 0
+    labeler_ready = False
+    provenance = list(provenance) if provenance is not None else [None] * len(structures)
+    if len(provenance) != len(structures):
+        raise DataError(f"{len(provenance)} provenance entries given for {len(structures)} structures")
+    root = Path(workdir) if workdir is not None else Path.cwd()
+    for structure, prov in zip(structures, provenance, strict=True):
+        if isinstance(prov, dict):
+            prov = provenance_of(structure, **prov)
+        frame_id, status = ledger.register(structure, prov)
+        frame_ids.append(frame_id)
+        if status in ("labeled", "filtered"):
+            counts["reused" if status == "labeled" else "filtered"] += 1
+            continue
+        claim = ledger.claim(frame_id, max_attempts)
+        if claim is None:
+            now = ledger.status(frame_id)
+            key = {"labeled": "reused", "filtered": "filtered", "failed": "failed"}.get(
+                now or "", "in_flight"
+            )
+            counts[key] += 1
+            continue
+        if not labeler_ready:
+            labeler.setup()
+            labeler_ready = True
+        attempts = claim.attempts
+        while True:
+            frame_dir = None
+            if labeler.needs_workdir:
+                root.mkdir(parents=True, exist_ok=True)
+                frame_dir = Path(tempfile.mkdtemp(prefix=f"label_{frame_id[:12]}_", dir=root))
+            try:
+                calls += 1
+                result = labeler.label_one(claim.structure, frame_dir)
+            except (KeyboardInterrupt, SystemExit):
+                ledger.release(claim)
+                raise
+            except Exception as exc:
+                attempts += 1
+                reason = _describe(exc)
+                final = attempts >= max_attempts
+                ledger.fail(claim, reason, final=final)
+                logger.warning("frame %s: attempt %d/%d failed: %s", frame_id, attempts, max_attempts, reason)
+                if final:
+                    counts["failed"] += 1
+                    break
+                continue
+            natoms = len(claim.structure)
+            reason = sanity_filter.check(result, natoms, claim.family, stats)
+            if ledger.complete(claim, result, filtered_reason=reason):
+                if reason:
+                    counts["filtered"] += 1
+                    logger.info("frame %s filtered: %s", frame_id, reason)
+                else:
+                    counts["labeled"] += 1
+                    stats.add(claim.family, result.energy / natoms)
+            else:
+                counts["in_flight"] += 1
+            break
+    summary = LabelSummary(
+        labeler=info.describe(),
+        labeler_hash=info.settings_hash,
+        frame_ids=frame_ids,
+        counts=dict(counts),
+        calculator_calls=calls,
+        seconds=time.perf_counter() - start,
+    )
+    logger.info("labeling batch with %s: %s (%d calculator calls)", summary.labeler, summary.counts, calls)
+    return summary
+
+
+def frames_to_structures(
+    stores: Stores, frame_ids: Sequence[str]
+) -> tuple[list[Structure], list[Provenance]]:
+    """Structures and provenance of stored frames (any labeler), to be labeled by another labeler."""
+    docs = {d["_id"]: d for d in stores.frames.find({"_id": {"$in": list(frame_ids)}})}
+    missing = [i for i in frame_ids if i not in docs]
+    if missing:
+        raise DataError(f"frames not in the store: {missing[:5]} ({len(missing)} missing)")
+    frames = [LabeledFrame.from_document(docs[i]) for i in frame_ids]
+    return [f.structure for f in frames], [f.provenance for f in frames]
+
+
+@job
+def label_batch(
+    labeler: Labeler,
+    structures: list[Structure] | None = None,
+    frame_ids: list[str] | None = None,
+    max_attempts: int = 2,
+    sanity_filter: SanityFilter | None = None,
+    stale_after: float = 6 * 3600.0,
+) -> dict[str, Any]:
+    """Job: label one batch (structures, or ids of stored frames); return a :class:`LabelSummary` dict."""
+    stores = get_stores()
+    provenance = None
+    if frame_ids:
+        structures, provenance = frames_to_structures(stores, frame_ids)
+    summary = label_structures(
+        structures or [],
+        labeler,
+        stores=stores,
+        provenance=provenance,
+        max_attempts=max_attempts,
+        sanity_filter=sanity_filter,
+        stale_after=stale_after,
+    )
+    return summary.model_dump()
+
+
+@job
+def gather_label_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Job: merge batch summaries into one (frame ids in input order, summed counts)."""
+    return LabelSummary.merge(summaries).model_dump()
+
+
+@dataclass
+class LabelMaker(Maker):
+    """Label frames in batches: one job per ``batch_size`` frames, then one summary.
+
+    Parameters
+    ----------
+    name
+        Flow name.
+    labeler
+        The labeler (:class:`~mlipflow.labeling.surrogate.SurrogateLabeler`,
+        :class:`~mlipflow.labeling.vasp.VaspLabeler`, :class:`~mlipflow.labeling.cp2k.Cp2kLabeler`).
+    batch_size
+        Frames per job.
+    max_attempts
+        Attempts per frame before it stays ``failed``.
+    sanity_filter
+        Label sanity filters (default: :class:`SanityFilter` requiring stress when the labeler computes it).
+    stale_after
+        Seconds after which a ``running`` claim of another worker is considered abandoned (s).
+    """
+
+    name: str = "label"
+    labeler: Labeler | None = None
+    batch_size: int = 20
+    max_attempts: int = 2
+    sanity_filter: SanityFilter | None = None
+    stale_after: float = 6 * 3600.0
+    batch_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def make(
+        self, structures: Sequence[Structure] | None = None, frame_ids: Sequence[str] | None = None
+    ) -> Flow:
+        """Build the labeling flow.
+
+        Parameters
+        ----------
+        structures
+            Structures to label (with ``properties["provenance"]``), or
+        frame_ids
+            Ids of stored frames whose structures are to be labeled by this labeler.
+
+        Returns
+        -------
+        Flow
+            Batch jobs and a gathering job; the flow's output is a :class:`LabelSummary` dict.
+        """
+        if self.labeler is None:
+            raise LabelingError(
+                f"LabelMaker {self.name!r} has no labeler: give labeler=SurrogateLabeler(...) or so"
+            )
+        if (structures is None) == (frame_ids is None):
+            raise LabelingError("LabelMaker.make takes either structures or frame_ids")
+        items = list(structures if structures is not None else frame_ids or [])
+        size = max(1, int(self.batch_size))
+        jobs: list[Job] = []
+        for n, start in enumerate(range(0, len(items), size)):
+            chunk = items[start : start + size]
+            kwargs = {"structures": chunk} if structures is not None else {"frame_ids": chunk}
+            batch = label_batch(
+                self.labeler,
+                max_attempts=self.max_attempts,
+                sanity_filter=self.sanity_filter,
+                stale_after=self.stale_after,
+                **kwargs,
+            )
+            batch.name = f"{self.name} batch {n}"
+            jobs.append(batch)
+        gather = gather_label_summaries([b.output for b in jobs])
+        gather.name = f"{self.name} summary"
+        return Flow([*jobs, gather], output=gather.output, name=self.name)

@@ -1,0 +1,224 @@
+"""The label ledger: the frames collection as the one record of what is labeled, running, failed or filtered.
+
+Every frame to label is stored once, under its content hash (canonical structure + labeler settings), with
+status ``pending``.  A worker *claims* it with one atomic ``find_one_and_update`` (``pending`` ->
+``running``, with a claim token, host, process id and expiry), so two workers never label the same frame.
+The result is written as soon as it is known:
+
+* ``labeled``: energy (eV), forces (eV/Å), stress (GPa), corrections;
+* ``failed``: the reason, ``attempts`` incremented, every attempt kept in ``failure_log``; claimable again
+  while ``attempts < max_attempts``;
+* ``filtered``: the label is kept with the sanity filter's reason, never used for training.
+
+A ``running`` frame is not started again while its claim is live.  A claim is stale, and may be taken
+over, when it has expired (``stale_after`` seconds) or when it belongs to a process of this host that no
+longer exists (a killed worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase import units
+from pymatgen.core import Structure
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from mlipflow.data import LabeledFrame, LabelerInfo, Provenance
+from mlipflow.data.frames import utcnow
+from mlipflow.labeling.base import LabelResult
+
+logger = logging.getLogger(__name__)
+
+HOST = socket.gethostname()
+
+
+def provenance_of(structure: Structure, **overrides: Any) -> Provenance:
+    """Provenance of a generated structure (``structure.properties["provenance"]``), with overrides.
+
+    Generators store ``{"family", "generator", "parameters", "parent"}`` there; other keys are kept.
+    """
+    raw = dict((structure.properties or {}).get("provenance") or {})
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    if "origin" not in raw:
+        raw["origin"] = "generator" if raw.get("generator") else "unknown"
+    return Provenance(**raw)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@dataclass
+class Claim:
+    """A worker's hold on one frame (a token proves ownership when the result is written)."""
+
+    frame_id: str
+    token: str
+    attempts: int
+    structure: Structure
+    family: str | None
+
+
+class LabelLedger:
+    """Register, claim and settle frames of one labeler in the frames collection.
+
+    Parameters
+    ----------
+    frames
+        The frames collection (``Stores.frames``).
+    labeler
+        Who labels (its settings hash is part of every frame id).
+    stale_after
+        Seconds after which a ``running`` claim counts as abandoned (s).
+    """
+
+    def __init__(self, frames: Any, labeler: LabelerInfo, stale_after: float = 6 * 3600.0) -> None:
+        self.frames = frames
+        self.labeler = labeler
+        self.labeler_hash = labeler.settings_hash
+        self.stale_after = float(stale_after)
+        for key in ("status", "labeler_hash"):
+            self.frames.create_index(key)
+
+    # -- registration ---------------------------------------------------------------------------
+    def register(self, structure: Structure, provenance: Provenance | None = None) -> tuple[str, str]:
+        """Store a frame as ``pending`` unless it is already known; return (frame id, current status)."""
+        clean = structure.copy()
+        prov = provenance or provenance_of(structure)
+        clean.properties = {}
+        frame = LabeledFrame(structure=clean, labeler=self.labeler, provenance=prov, status="pending")
+        doc = frame.to_document()
+        existing = self.frames.find_one({"_id": doc["_id"]}, {"status": 1})
+        if existing is not None:
+            return doc["_id"], existing["status"]
+        try:
+            self.frames.insert_one(doc)
+        except DuplicateKeyError:  # another worker registered it in between
+            existing = self.frames.find_one({"_id": doc["_id"]}, {"status": 1})
+            return doc["_id"], existing["status"]
+        return doc["_id"], "pending"
+
+    # -- claiming --------------------------------------------------------------------------------
+    def _claim_doc(self, token: str) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "token": token,
+            "host": HOST,
+            "pid": os.getpid(),
+            "started": now,
+            "expires": now + self.stale_after,
+        }
+
+    def claim(self, frame_id: str, max_attempts: int) -> Claim | None:
+        """Atomically take a frame that needs a label; ``None`` if labeled, filtered, live or exhausted.
+
+        Parameters
+        ----------
+        frame_id
+            The frame's content hash.
+        max_attempts
+            A failed frame is claimed again only while it has had fewer attempts than this.
+        """
+        token = uuid.uuid4().hex
+        update = {"$set": {"status": "running", "claim": self._claim_doc(token), "updated_at": utcnow()}}
+        query = {
+            "_id": frame_id,
+            "$or": [
+                {"status": "pending"},
+                {"status": "failed", "attempts": {"$lt": max_attempts}},
+                {"status": "running", "claim.expires": {"$lt": time.time()}},
+            ],
+        }
+        doc = self.frames.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        if doc is None:
+            doc = self._take_over_dead_claim(frame_id, update)
+        if doc is None:
+            return None
+        return Claim(
+            frame_id=frame_id,
+            token=token,
+            attempts=int(doc.get("attempts") or 0),
+            structure=Structure.from_dict(doc["structure"]),
+            family=(doc.get("provenance") or {}).get("family"),
+        )
+
+    def _take_over_dead_claim(self, frame_id: str, update: dict[str, Any]) -> dict[str, Any] | None:
+        """Reclaim a ``running`` frame whose worker process on this host is gone."""
+        doc = self.frames.find_one({"_id": frame_id}, {"status": 1, "claim": 1})
+        if doc is None or doc.get("status") != "running":
+            return None
+        claim = doc.get("claim") or {}
+        if claim.get("host") != HOST or not claim.get("pid") or _pid_alive(int(claim["pid"])):
+            return None
+        logger.warning(
+            "frame %s: taking over the claim of dead process %s on %s", frame_id, claim["pid"], HOST
+        )
+        return self.frames.find_one_and_update(
+            {"_id": frame_id, "status": "running", "claim.token": claim.get("token")},
+            update,
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def release(self, claim: Claim) -> None:
+        """Give a claimed frame back (``pending``) without counting an attempt (e.g. on interrupt)."""
+        self.frames.update_one(
+            {"_id": claim.frame_id, "claim.token": claim.token},
+            {"$set": {"status": "pending", "claim": None, "updated_at": utcnow()}},
+        )
+
+    # -- settling --------------------------------------------------------------------------------
+    def complete(self, claim: Claim, result: LabelResult, filtered_reason: str | None = None) -> bool:
+        """Write a label (``labeled``, or ``filtered`` with its reason); False if the claim was lost."""
+        stress_gpa = None
+        if result.stress is not None:
+            stress_gpa = (np.asarray(result.stress, dtype=float).reshape(3, 3) / units.GPa).tolist()
+        fields = {
+            "status": "filtered" if filtered_reason else "labeled",
+            "failure": filtered_reason,
+            "energy": float(result.energy) if result.energy is not None else None,
+            "forces": np.asarray(result.forces, dtype=float).tolist(),
+            "stress": stress_gpa,
+            "magmoms": None if result.magmoms is None else [float(m) for m in result.magmoms],
+            "corrections": list(result.corrections),
+            "label_details": dict(result.details),
+            "claim": None,
+            "updated_at": utcnow(),
+        }
+        res = self.frames.update_one(
+            {"_id": claim.frame_id, "claim.token": claim.token}, {"$set": fields, "$inc": {"attempts": 1}}
+        )
+        if res.matched_count == 0:
+            logger.warning(
+                "frame %s: claim lost before the label was written; label discarded", claim.frame_id
+            )
+            return False
+        return True
+
+    def fail(self, claim: Claim, reason: str, final: bool) -> None:
+        """Record a failed attempt with its reason (``failed`` when ``final``, else stays claimed)."""
+        entry = {"reason": reason, "host": HOST, "pid": os.getpid(), "time": time.time()}
+        fields: dict[str, Any] = {"failure": reason, "updated_at": utcnow()}
+        if final:
+            fields.update(status="failed", claim=None)
+        self.frames.update_one(
+            {"_id": claim.frame_id, "claim.token": claim.token},
+            {"$set": fields, "$inc": {"attempts": 1}, "$push": {"failure_log": entry}},
+        )
+
+    def status(self, frame_id: str) -> str | None:
+        doc = self.frames.find_one({"_id": frame_id}, {"status": 1})
+        return None if doc is None else doc["status"]
