@@ -1,0 +1,152 @@
+"""Committees of MACE models: training N members from different seeds, and an ASE committee calculator.
+
+The members differ by seed (weights initialisation and batch order) and, optionally, by a bootstrap
+resample of the training split.  Each member is an ordinary training run (its own run key, directory and
+registry record), so the members can run as N parallel jobs on GPU workers (see
+:class:`~mlipflow.training.jobs.CommitteeTrainMaker`) or, here, as parallel child processes.
+
+:class:`CommitteeCalculator` wraps mace-torch's ``MACECalculator(model_paths=[...])`` (which already returns
+the per-model forces as ``forces_comm``) and adds the spread that active learning selects on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+
+from mlipflow.storage import Stores
+from mlipflow.training.hyperparams import MaceHyperParams
+from mlipflow.training.registry import ModelRecord, ModelRegistry
+from mlipflow.training.trainer import load_calculator, train_model
+
+logger = logging.getLogger(__name__)
+
+
+class CommitteeCalculator(Calculator):
+    """ASE calculator returning the committee mean and its spread.
+
+    Results: ``energy`` (eV), ``free_energy``, ``forces`` (eV/Å), ``stress`` (eV/Å³, when the models give it)
+    are committee means; ``energies_committee`` (eV, one per model), ``energy_std`` (eV),
+    ``forces_committee`` (n_models x n_atoms x 3, eV/Å), ``forces_spread`` (per atom, eV/Å: the root mean
+    square over models of the distance of each model's force vector from the mean force vector) and
+    ``max_forces_spread`` (eV/Å, the largest per-atom spread).
+
+    Parameters
+    ----------
+    model_paths
+        Two or more mace-torch ``.model`` files.
+    device
+        ``cpu`` or ``cuda``.
+    default_dtype
+        ``float64`` or ``float32``.
+    head
+        Model head to use (multi-head models); default mace's choice.
+    """
+
+    implemented_properties = ("energy", "free_energy", "forces", "stress", "forces_spread", "max_forces_spread",
+                              "energy_std")
+
+    def __init__(self, model_paths: Sequence[str | Path], *, device: str = "cpu", default_dtype: str = "float64",
+                 head: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if len(model_paths) < 2:
+            raise ValueError(f"a committee needs at least 2 models, got {len(model_paths)}")
+        self.model_paths = [str(p) for p in model_paths]
+        self.mace = load_calculator(list(self.model_paths), device=device, default_dtype=default_dtype, head=head)
+
+    @classmethod
+    def from_registry(cls, stores: Stores, committee_id: str, **kwargs: Any) -> CommitteeCalculator:
+        """The calculator of a registered committee (its members' files fetched into the local cache)."""
+        registry = ModelRegistry(stores)
+        record = registry.get(committee_id)
+        kwargs.setdefault("default_dtype", record.hyperparams.get("default_dtype", "float64"))
+        return cls(registry.member_files(committee_id), **kwargs)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms.copy()
+        atoms.calc = self.mace
+        self.mace.calculate(atoms, properties=["energy", "forces"] + (["stress"] if atoms.cell.rank == 3 else []),
+                            system_changes=all_changes)
+        res = self.mace.results
+        forces_comm = np.asarray(res["forces_comm"], dtype=float)
+        mean = forces_comm.mean(axis=0)
+        spread = np.sqrt(((forces_comm - mean) ** 2).sum(axis=-1).mean(axis=0))
+        energies = np.asarray(res.get("energy_comm", [res["energy"]]), dtype=float).ravel()
+        self.results = {
+            "energy": float(res["energy"]),
+            "free_energy": float(res["energy"]),
+            "forces": mean,
+            "energies_committee": energies,
+            "energy_std": float(energies.std()),
+            "forces_committee": forces_comm,
+            "forces_spread": spread,
+            "max_forces_spread": float(spread.max()) if len(spread) else 0.0,
+        }
+        if "stress" in res:
+            self.results["stress"] = np.asarray(res["stress"], dtype=float)
+
+
+def committee_seeds(base_seed: int, n: int) -> list[int]:
+    """Seeds of the members of an ``n``-model committee: ``base_seed, base_seed + 1, ...``."""
+    return [base_seed + i for i in range(n)]
+
+
+def train_committee(
+    stores: Stores,
+    dataset_version: str,
+    hyperparams: MaceHyperParams | None = None,
+    *,
+    n_models: int = 3,
+    name: str = "committee",
+    member_name: str = "mace",
+    bootstrap: bool = False,
+    parallel: int = 1,
+    **train_kwargs: Any,
+) -> ModelRecord:
+    """Train ``n_models`` members (seeds ``hyperparams.seed + i``) and register the committee.
+
+    Parameters
+    ----------
+    stores
+        The stores.
+    dataset_version
+        Dataset version id.
+    hyperparams
+        Hyper-parameters of every member (only the seed differs).
+    n_models
+        Committee size (at least 2).
+    name
+        Name of the committee record.
+    member_name
+        Name of each member model.  A member run is identified by data, hyper-parameters (seed
+        included) and name, so a model already trained with the same seed and name is reused.
+    bootstrap
+        Train each member on a bootstrap resample of the training split (seeded by the member's seed).
+    parallel
+        Members trained at the same time (child processes; each uses ``settings.torch_threads``).
+    **train_kwargs
+        Passed to :func:`~mlipflow.training.trainer.train_model`.
+    """
+    if n_models < 2:
+        raise ValueError(f"a committee needs at least 2 models, got n_models={n_models}")
+    hp = hyperparams or MaceHyperParams()
+
+    def one(seed: int) -> ModelRecord:
+        return train_model(stores, dataset_version, hp.with_updates(seed=seed), name=member_name,
+                           bootstrap_seed=seed if bootstrap else None, **train_kwargs)
+
+    seeds = committee_seeds(hp.seed, n_models)
+    if parallel > 1:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            members = list(pool.map(one, seeds))
+    else:
+        members = [one(s) for s in seeds]
+    return ModelRegistry(stores).register_committee([m.id for m in members], name=name,
+                                                    extra={"seeds": seeds, "bootstrap": bootstrap})

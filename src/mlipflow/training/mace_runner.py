@@ -1,0 +1,289 @@
+"""Run mace-torch's own training entry point in a child process, watch it, resume it.
+
+The child runs ``python -m mlipflow.training.mace_entry <mace args>`` (that is ``mace.cli.run_train.main``
+after ``torch.set_num_threads``) inside a *stable* run directory with ``--restart_latest``: when a run is
+killed and started again with the same directory, mace-torch loads its latest checkpoint and carries on
+to the same total number of epochs.
+
+While it runs, the parent follows mace-torch's results file (one JSON line per step and per validation),
+logs one line per epoch, and stops the child at once if a loss becomes NaN/infinite or the validation
+loss grows above ``divergence_factor`` times the best seen (a clear :class:`TrainingError`; the diverged
+run directory is set aside so that a rerun does not resume from broken weights).  The child dies with
+the parent (``PR_SET_PDEATHSIG`` on Linux).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlipflow.errors import TrainingError
+from mlipflow.training.curves import EpochPoint, TrainingCurves, parse_results_file
+from mlipflow.training.hyperparams import options_to_args
+
+logger = logging.getLogger(__name__)
+
+STATUS_FILE = "mlipflow_status.json"
+
+
+@dataclass
+class MaceRunResult:
+    """What a finished mace-torch run left behind.
+
+    Attributes
+    ----------
+    run_dir
+        The run directory (checkpoints, logs, results, models).
+    model_path
+        The final ``.model`` file (stage two's when stage two/SWA ran).
+    compiled_path
+        The TorchScript-compiled model mace-torch wrote, if it could.
+    curves
+        Per-epoch curves parsed from the results file.
+    wall_time
+        Seconds spent in mace-torch, summed over all attempts of this run.
+    resumed
+        True if this attempt started from an existing checkpoint.
+    log_path
+        The child's combined stdout/stderr.
+    """
+
+    run_dir: Path
+    model_path: Path
+    compiled_path: Path | None
+    curves: TrainingCurves
+    wall_time: float
+    resumed: bool
+    log_path: Path
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def results_path(run_dir: Path, name: str, seed: int) -> Path:
+    """mace-torch's results file of a run (``results/<name>_run-<seed>_train.txt``)."""
+    return Path(run_dir) / "results" / f"{name}_run-{seed}_train.txt"
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """mlipflow's status file of a run directory (empty if none)."""
+    path = Path(run_dir) / STATUS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_status(run_dir: Path, **values: Any) -> None:
+    status = read_status(run_dir)
+    status.update(values)
+    (Path(run_dir) / STATUS_FILE).write_text(json.dumps(status, indent=1, default=str))
+
+
+def _bad(value: float | None) -> bool:
+    return value is not None and not math.isfinite(value)
+
+
+class _Follower:
+    """Reads new complete lines of the results file and checks them."""
+
+    def __init__(self, path: Path, divergence_factor: float, total_epochs: int) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.is_file() else 0
+        self.divergence_factor = divergence_factor
+        self.total_epochs = total_epochs
+        self.best = math.inf
+        self.problem: str | None = None
+
+    def poll(self) -> list[EpochPoint]:
+        if not self.path.is_file():
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        points = []
+        for line in data[: end + 1].decode().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            epoch = rec.get("epoch")
+            loss = rec.get("loss")
+            loss = float(loss) if loss is not None else None
+            if rec.get("mode") == "opt" and _bad(loss):
+                self.problem = f"training loss became {loss} during epoch {epoch}"
+            elif rec.get("mode") == "eval":
+                point = EpochPoint(
+                    epoch=-1 if epoch is None else int(epoch), head=str(rec.get("head") or "Default"),
+                    valid_loss=loss, rmse_e_per_atom=rec.get("rmse_e_per_atom"), rmse_f=rec.get("rmse_f"),
+                )
+                points.append(point)
+                if _bad(loss) or _bad(point.rmse_f) or _bad(point.rmse_e_per_atom):
+                    self.problem = f"validation loss/RMSE became NaN or infinite at epoch {point.epoch} ({point.head})"
+                elif loss is not None:
+                    if loss > self.divergence_factor * self.best and point.epoch >= 0:
+                        self.problem = (
+                            f"validation loss diverged at epoch {point.epoch}: {loss:.4g} > {self.divergence_factor:g}"
+                            f" x best {self.best:.4g}"
+                        )
+                    self.best = min(self.best, loss)
+        return points
+
+
+def run_mace_train(
+    options: dict[str, Any],
+    run_dir: str | Path,
+    *,
+    name: str,
+    seed: int,
+    threads: int = 1,
+    divergence_factor: float = 100.0,
+    timeout: float | None = None,
+    on_epoch: Callable[[EpochPoint], None] | None = None,
+    poll_interval: float = 0.5,
+) -> MaceRunResult:
+    """Run (or resume) ``mace_run_train`` with ``options`` in ``run_dir``; return the result.
+
+    Parameters
+    ----------
+    options
+        mace-torch options (name -> value) except the directories, ``name`` and ``restart_latest``,
+        which this function sets.  Paths in it should be absolute.
+    run_dir
+        Stable directory of this run: rerunning with the same directory resumes from its checkpoints.
+    name, seed
+        mace-torch experiment name and seed (its checkpoint tag is ``<name>_run-<seed>``).
+    threads
+        torch threads of the child (``MlipflowSettings.torch_threads``).
+    divergence_factor
+        Stop when the validation loss exceeds this many times the best validation loss so far.
+    timeout
+        Give up (and kill the child) after this many seconds (s); ``None``: no limit.
+    on_epoch
+        Called with each validation point as it appears; an exception raised in it kills the child
+        and propagates (used to simulate a killed job in tests).
+    poll_interval
+        Seconds between looks at the results file (s).
+
+    Raises
+    ------
+    TrainingError
+        If mace-torch fails, a loss becomes NaN or diverges, or the timeout passes.
+    """
+    run_dir = Path(run_dir).absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = run_dir / "checkpoints"
+    resumed = checkpoints.is_dir() and any(checkpoints.glob(f"{name}_run-{seed}_epoch-*.pt"))
+    full = dict(options)
+    full.update(
+        name=name, seed=seed, work_dir=str(run_dir), log_dir=str(run_dir / "logs"), model_dir=str(run_dir),
+        checkpoints_dir=str(checkpoints), results_dir=str(run_dir / "results"), restart_latest=True, plot=False,
+    )
+    args = options_to_args(full)
+    (run_dir / "mace_args.json").write_text(json.dumps(full, indent=1, default=str))
+    log_path = run_dir / "mace_stdout.log"
+    env = dict(os.environ)
+    env.update(
+        MLIPFLOW_TORCH_THREADS=str(threads), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+        TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", PYTHONUNBUFFERED="1",
+    )
+    total_epochs = int(full.get("max_num_epochs", 0))
+    follower = _Follower(results_path(run_dir, name, seed), divergence_factor, total_epochs)
+    logger.info("%s mace-torch training %s in %s (%d epochs)", "resuming" if resumed else "starting", name,
+                run_dir, total_epochs)
+    _write_status(run_dir, state="running", pid=None)
+    start = time.monotonic()
+    with open(log_path, "ab") as log_fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlipflow.training.mace_entry", *args],
+            cwd=run_dir, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        _write_status(run_dir, pid=proc.pid)
+        try:
+            while True:
+                finished = proc.poll() is not None
+                for point in follower.poll():
+                    if point.epoch >= 0:
+                        rmse_e = "n/a" if point.rmse_e_per_atom is None else f"{1e3 * point.rmse_e_per_atom:.2f}"
+                        rmse_f = "n/a" if point.rmse_f is None else f"{1e3 * point.rmse_f:.1f}"
+                        logger.info("%s epoch %d/%d [%s]: valid loss %.5g, RMSE E %s meV/atom, F %s meV/Å",
+                                    name, point.epoch + 1, total_epochs, point.head, point.valid_loss or float("nan"),
+                                    rmse_e, rmse_f)
+                    if on_epoch is not None:
+                        on_epoch(point)
+                if follower.problem:
+                    raise _DivergedError(follower.problem)
+                if finished:
+                    break
+                if timeout is not None and time.monotonic() - start > timeout:
+                    raise TrainingError(f"training {name} in {run_dir} did not finish within {timeout:.0f} s")
+                time.sleep(poll_interval)
+        except _DivergedError as exc:
+            _kill(proc)
+            elapsed = _add_wall_time(run_dir, start)
+            aside = run_dir.with_name(f"{run_dir.name}.diverged-{int(time.time())}")
+            shutil.move(str(run_dir), aside)
+            raise TrainingError(
+                f"training {name} stopped: {exc}. Nothing was registered; the run ({elapsed:.0f} s) is kept in "
+                f"{aside} for inspection. Lower the learning rate (lr) or check the dataset's labels."
+            ) from None
+        except BaseException:
+            _kill(proc)
+            _add_wall_time(run_dir, start)
+            _write_status(run_dir, state="interrupted", pid=None)
+            raise
+    wall = _add_wall_time(run_dir, start)
+    if proc.returncode != 0:
+        _write_status(run_dir, state="failed", pid=None)
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-15:]
+        raise TrainingError(
+            f"mace-torch training {name} failed (exit code {proc.returncode}) in {run_dir}; last lines of "
+            f"{log_path}:\n" + "\n".join(tail)
+        )
+    swa = bool(full.get("swa"))
+    model_path = run_dir / (f"{name}_stagetwo.model" if swa else f"{name}.model")
+    compiled = run_dir / (f"{name}_stagetwo_compiled.model" if swa else f"{name}_compiled.model")
+    if not model_path.is_file():
+        raise TrainingError(f"mace-torch finished but wrote no model {model_path}; see {log_path}")
+    curves = parse_results_file(results_path(run_dir, name, seed))
+    if curves.has_nan():
+        raise TrainingError(f"training {name} produced NaN losses (see {log_path}); not registered")
+    _write_status(run_dir, state="done", pid=None, model=str(model_path))
+    return MaceRunResult(run_dir=run_dir, model_path=model_path, compiled_path=compiled if compiled.is_file() else None,
+                         curves=curves, wall_time=wall, resumed=resumed, log_path=log_path)
+
+
+class _DivergedError(Exception):
+    pass
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        logger.warning("mace-torch child %d did not exit after SIGKILL", proc.pid)
+
+
+def _add_wall_time(run_dir: Path, start: float) -> float:
+    total = float(read_status(run_dir).get("wall_time", 0.0)) + (time.monotonic() - start)
+    _write_status(run_dir, wall_time=total)
+    return total
