@@ -1,0 +1,103 @@
+"""Sampling as jobflow jobs: committee MLIP-MD walkers (one job, many walkers) and AIMD (see ``aimd``).
+
+Jobs pass small documents out: per walker an :class:`~mlipflow.sampling.md.MDResult` with the trajectory id in
+the large-data store, never the frames themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobflow import Job, Maker, job
+from pydantic import BaseModel, Field
+from pymatgen.core import Structure
+
+from mlipflow.errors import ConfigError
+from mlipflow.execution import Resource, set_resource
+from mlipflow.sampling.md import MDResult, MDSettings, TemperatureSchedule, run_walkers
+from mlipflow.sampling.monitors import Monitor
+from mlipflow.sampling.uncertainty import CalculatorFactory
+from mlipflow.storage import get_stores
+
+logger = logging.getLogger(__name__)
+
+
+class SamplingSummary(BaseModel):
+    """Output of a sampling job: one result per walker (trajectory ids, stop reasons, spreads)."""
+
+    walkers: list[MDResult] = Field(default_factory=list)
+
+    @property
+    def trajectory_ids(self) -> list[str]:
+        return [w.trajectory_id for w in self.walkers if w.trajectory_id]
+
+    def stop_reasons(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for w in self.walkers:
+            counts[w.stop_reason] = counts.get(w.stop_reason, 0) + 1
+        return counts
+
+
+@job
+def committee_md(
+    structures: list[Structure],
+    calculator: CalculatorFactory,
+    temperatures: list[float | TemperatureSchedule],
+    settings: MDSettings,
+    monitors: list[Monitor] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> SamplingSummary:
+    """Job: run every structure at every temperature with the committee; trajectories go to the store."""
+    stores = get_stores()
+    committee = calculator.build()
+    results = run_walkers(structures, temperatures, committee, settings, stores=stores, monitors=monitors,
+                          metadata={"calculator": calculator.factory, **(metadata or {})})
+    summary = SamplingSummary(walkers=results)
+    logger.info("committee MD: %d walkers, stop reasons %s", len(results), summary.stop_reasons())
+    return summary
+
+
+@dataclass
+class CommitteeMDMaker(Maker):
+    """MLIP-MD exploration with a committee: many walkers (structures x temperatures) in one job.
+
+    Parameters
+    ----------
+    name
+        Job name.
+    calculator
+        How the job builds its committee (e.g. ``mlipflow.sampling.uncertainty:mace_committee`` with
+        ``model_paths``); any callable returning an ASE calculator or a list of them.
+    temperatures
+        Temperatures (K) or :class:`~mlipflow.sampling.md.TemperatureSchedule` objects (ramps, melt-quench).
+    settings
+        MD settings (ensemble, time step in fs, steps, record stride, upper trust bound in eV/Å, seed).
+    monitors
+        Stability monitors (default: all of :func:`~mlipflow.sampling.monitors.default_monitors`).
+    resource
+        Worker category: MD goes to ``gpu`` workers.
+    metadata
+        Kept in every trajectory header (campaign, iteration, ...).
+    """
+
+    name: str = "committee md"
+    calculator: CalculatorFactory | None = None
+    temperatures: list[float | TemperatureSchedule] = field(default_factory=lambda: [300.0])
+    settings: MDSettings = field(default_factory=MDSettings)
+    monitors: list[Any] | None = None
+    resource: Resource = "gpu"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def make(self, structures: list[Structure]) -> Job:
+        """The sampling job over ``structures`` (Å)."""
+        if self.calculator is None:
+            raise ConfigError("CommitteeMDMaker needs a calculator factory (e.g. mace_committee with model_paths)")
+        if not self.temperatures:
+            raise ConfigError("CommitteeMDMaker needs at least one temperature (K)")
+        md_job = committee_md(structures, self.calculator, list(self.temperatures), self.settings,
+                              self.monitors, self.metadata)
+        md_job.name = self.name
+        set_resource(md_job, self.resource)
+        return md_job
