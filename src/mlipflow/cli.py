@@ -27,6 +27,20 @@ app = typer.Typer(
 dataset_app = typer.Typer(help="Labeled frames and dataset versions.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 
+
+def _add_stage_commands() -> None:
+    """Sub-commands that live beside their stage's package."""
+    from mlipflow.benchmark.cli import report_command
+    from mlipflow.structures.cli import structures_app
+    from mlipflow.training.cli import models_app
+
+    app.add_typer(structures_app, name="structures")
+    app.add_typer(models_app, name="models")
+    app.command("report")(report_command)
+
+
+_add_stage_commands()
+
 console = Console()
 err_console = Console(stderr=True)
 
