@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobflow import Flow, Job, Maker, job
+from jobflow import Flow, Job, Maker, Response, job
 from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
@@ -300,3 +300,15 @@ class LabelMaker(Maker):
         gather = gather_label_summaries([b.output for b in jobs])
         gather.name = f"{self.name} summary"
         return Flow([*jobs, gather], output=gather.output, name=self.name)
+
+
+@job
+def label_when_known(maker: LabelMaker, structures: Sequence[Structure] | dict[str, Any]) -> Response:
+    """Replace this job by ``maker``'s labeling flow once the structures are known (dynamic batching).
+
+    ``structures`` may be a list of structures or a document with a ``structures`` key (the output of
+    :class:`~mlipflow.structures.jobs.StructureSetMaker`).
+    """
+    if isinstance(structures, dict):
+        structures = structures["structures"]
+    return Response(replace=maker.make(structures=list(structures)))

@@ -150,3 +150,13 @@ def train_committee(
         members = [one(s) for s in seeds]
     return ModelRegistry(stores).register_committee([m.id for m in members], name=name,
                                                     extra={"seeds": seeds, "bootstrap": bootstrap})
+
+
+def committee_from_registry(model_id: str, device: str = "cpu") -> CommitteeCalculator:
+    """Calculator factory for jobs: the committee (or single model) ``model_id`` of the configured store.
+
+    Use as ``CalculatorFactory("mlipflow.training.committee:committee_from_registry", {"model_id": ...})``.
+    """
+    from mlipflow.storage import get_stores
+
+    return CommitteeCalculator.from_registry(get_stores(), model_id, device=device)

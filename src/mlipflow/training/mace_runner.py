@@ -7,9 +7,9 @@ to the same total number of epochs.
 
 While it runs, the parent follows mace-torch's results file (one JSON line per step and per validation),
 logs one line per epoch, and stops the child at once if a loss becomes NaN/infinite or the validation
-loss grows above ``divergence_factor`` times the best seen (a clear :class:`TrainingError`; the diverged
-run directory is set aside so that a rerun does not resume from broken weights).  The child dies with
-the parent (``PR_SET_PDEATHSIG`` on Linux).
+loss grows above ``divergence_factor`` times the larger of the best and the first validation loss
+(a clear :class:`TrainingError`; the diverged run directory is set aside so that a rerun does not
+resume from broken weights).  The child dies with the parent (``PR_SET_PDEATHSIG`` on Linux).
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ class _Follower:
         self.divergence_factor = divergence_factor
         self.total_epochs = total_epochs
         self.best = math.inf
+        self.first: float | None = None
         self.problem: str | None = None
 
     def poll(self) -> list[EpochPoint]:
@@ -137,10 +138,14 @@ class _Follower:
                 if _bad(loss) or _bad(point.rmse_f) or _bad(point.rmse_e_per_atom):
                     self.problem = f"validation loss/RMSE became NaN or infinite at epoch {point.epoch} ({point.head})"
                 elif loss is not None:
-                    if loss > self.divergence_factor * self.best and point.epoch >= 0:
+                    # compared with the larger of the best and the first evaluated loss: a near-zero best on a
+                    # tiny validation set must not make ordinary noise look like divergence
+                    self.first = loss if self.first is None else self.first
+                    scale = max(self.best, self.first)
+                    if loss > self.divergence_factor * scale and point.epoch >= 0:
                         self.problem = (
                             f"validation loss diverged at epoch {point.epoch}: {loss:.4g} > {self.divergence_factor:g}"
-                            f" x best {self.best:.4g}"
+                            f" x max(best {self.best:.4g}, first {self.first:.4g})"
                         )
                     self.best = min(self.best, loss)
         return points
@@ -172,7 +177,8 @@ def run_mace_train(
     threads
         torch threads of the child (``MlipflowSettings.torch_threads``).
     divergence_factor
-        Stop when the validation loss exceeds this many times the best validation loss so far.
+        Stop when the validation loss exceeds this many times the larger of the best validation loss so far
+        and the first one.
     timeout
         Give up (and kill the child) after this many seconds (s); ``None``: no limit.
     on_epoch

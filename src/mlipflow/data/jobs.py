@@ -1,0 +1,64 @@
+"""Jobs of the dataset: freeze labeled frames into an immutable version."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobflow import Maker, job
+
+
+@job
+def freeze_version(
+    name: str,
+    label_summaries: Sequence[dict[str, Any]],
+    parent: str | None = None,
+    seed: int = 0,
+    fractions: dict[str, float] | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """Freeze the labeled frames named by labeling summaries (on top of ``parent``) into a new version.
+
+    Frames that failed or were filtered are left out (they keep their reason in the frames collection).
+    Returns a small document: the version id, split counts, and how many frames were left out.
+    """
+    from mlipflow.data.dataset import Dataset
+    from mlipflow.storage import get_stores
+
+    dataset = Dataset(get_stores())
+    wanted = list(dict.fromkeys(i for summary in label_summaries for i in summary.get("frame_ids", [])))
+    labeled = [d["_id"] for d in dataset.frames.find({"_id": {"$in": wanted}, "status": "labeled"}, {"_id": 1})]
+    version = dataset.create_version(name, frame_ids=labeled, parent=parent, seed=seed, fractions=fractions,
+                                     note=note)
+    return {"version": version.id, "counts": version.counts, "left_out": len(wanted) - len(labeled),
+            "labelers": version.labelers}
+
+
+@dataclass
+class DatasetVersionMaker(Maker):
+    """Freeze the frames labeled by one or more labeling flows into a dataset version.
+
+    Parameters
+    ----------
+    name
+        Job name.
+    dataset_name
+        Name of the dataset (versions of one campaign share it).
+    seed
+        Seed of the train/valid/test assignment of new frames.
+    fractions
+        Split fractions of new frames (default 0.8/0.1/0.1).
+    """
+
+    name: str = "dataset version"
+    dataset_name: str = "dataset"
+    seed: int = 0
+    fractions: dict[str, float] | None = field(default=None)
+
+    def make(self, label_summaries: Sequence[Any], parent: str | None = None, note: str = ""):
+        """The job; ``label_summaries`` are labeling outputs (or references to them)."""
+        new = freeze_version(self.dataset_name, list(label_summaries), parent=parent, seed=self.seed,
+                             fractions=self.fractions, note=note)
+        new.name = self.name
+        return new
