@@ -9,24 +9,27 @@
 
 The DFT labelers are imported lazily (``mlipflow.labeling.vasp`` / ``.cp2k``) because atomate2's VASP and
 CP2K modules are slow to import.
+
+Names are loaded on first use (see ``mlipflow._lazy``).
 """
 
-from mlipflow.labeling.base import Labeler, LabelResult
-from mlipflow.labeling.filters import FamilyEnergyStats, SanityFilter
-from mlipflow.labeling.jobs import LabelMaker, LabelSummary, label_batch, label_structures
-from mlipflow.labeling.ledger import LabelLedger, provenance_of
-from mlipflow.labeling.surrogate import SurrogateLabeler
+from __future__ import annotations
 
-__all__ = [
-    "FamilyEnergyStats",
-    "LabelLedger",
-    "LabelMaker",
-    "LabelResult",
-    "LabelSummary",
-    "Labeler",
-    "SanityFilter",
-    "SurrogateLabeler",
-    "label_batch",
-    "label_structures",
-    "provenance_of",
-]
+from mlipflow._lazy import lazy_exports
+
+_EXPORTS = {
+    "Labeler": "mlipflow.labeling.base",
+    "LabelResult": "mlipflow.labeling.base",
+    "FamilyEnergyStats": "mlipflow.labeling.filters",
+    "SanityFilter": "mlipflow.labeling.filters",
+    "LabelMaker": "mlipflow.labeling.jobs",
+    "LabelSummary": "mlipflow.labeling.jobs",
+    "label_batch": "mlipflow.labeling.jobs",
+    "label_structures": "mlipflow.labeling.jobs",
+    "LabelLedger": "mlipflow.labeling.ledger",
+    "provenance_of": "mlipflow.labeling.ledger",
+    "SurrogateLabeler": "mlipflow.labeling.surrogate",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -6,57 +6,42 @@
 * :class:`TrajectoryStore` (``trajectory``);
 * :class:`CommitteeMDMaker` (``jobs``); :class:`~mlipflow.sampling.aimd.AimdMaker` is imported from
   ``mlipflow.sampling.aimd`` (atomate2's CP2K/VASP modules are slow to import).
+
+Names are loaded on first use (see ``mlipflow._lazy``).
 """
 
-from mlipflow.sampling.jobs import CommitteeMDMaker, SamplingSummary, committee_md
-from mlipflow.sampling.md import MDResult, MDSettings, TemperatureSchedule, run_md, run_walkers
-from mlipflow.sampling.monitors import (
-    BallisticMonitor,
-    DensityDriftMonitor,
-    MinDistanceMonitor,
-    MonitorSet,
-    TemperatureMonitor,
-    Verdict,
-    VoidMonitor,
-    check_trajectory,
-    default_monitors,
-)
-from mlipflow.sampling.trajectory import TrajectoryStore, TrajectoryWriter
-from mlipflow.sampling.uncertainty import (
-    CalculatorFactory,
-    CommitteeMeanCalculator,
-    CommitteePrediction,
-    FrameUncertainty,
-    committee_predict,
-    force_spread,
-    score_frames,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BallisticMonitor",
-    "CalculatorFactory",
-    "CommitteeMDMaker",
-    "CommitteeMeanCalculator",
-    "CommitteePrediction",
-    "DensityDriftMonitor",
-    "FrameUncertainty",
-    "MDResult",
-    "MDSettings",
-    "MinDistanceMonitor",
-    "MonitorSet",
-    "SamplingSummary",
-    "TemperatureMonitor",
-    "TemperatureSchedule",
-    "TrajectoryStore",
-    "TrajectoryWriter",
-    "Verdict",
-    "VoidMonitor",
-    "check_trajectory",
-    "committee_md",
-    "committee_predict",
-    "default_monitors",
-    "force_spread",
-    "run_md",
-    "run_walkers",
-    "score_frames",
-]
+from mlipflow._lazy import lazy_exports
+
+_EXPORTS = {
+    "CommitteeMDMaker": "mlipflow.sampling.jobs",
+    "SamplingSummary": "mlipflow.sampling.jobs",
+    "committee_md": "mlipflow.sampling.jobs",
+    "MDResult": "mlipflow.sampling.md",
+    "MDSettings": "mlipflow.sampling.md",
+    "TemperatureSchedule": "mlipflow.sampling.md",
+    "run_md": "mlipflow.sampling.md",
+    "run_walkers": "mlipflow.sampling.md",
+    "BallisticMonitor": "mlipflow.sampling.monitors",
+    "DensityDriftMonitor": "mlipflow.sampling.monitors",
+    "MinDistanceMonitor": "mlipflow.sampling.monitors",
+    "MonitorSet": "mlipflow.sampling.monitors",
+    "TemperatureMonitor": "mlipflow.sampling.monitors",
+    "Verdict": "mlipflow.sampling.monitors",
+    "VoidMonitor": "mlipflow.sampling.monitors",
+    "check_trajectory": "mlipflow.sampling.monitors",
+    "default_monitors": "mlipflow.sampling.monitors",
+    "TrajectoryStore": "mlipflow.sampling.trajectory",
+    "TrajectoryWriter": "mlipflow.sampling.trajectory",
+    "CalculatorFactory": "mlipflow.sampling.uncertainty",
+    "CommitteeMeanCalculator": "mlipflow.sampling.uncertainty",
+    "CommitteePrediction": "mlipflow.sampling.uncertainty",
+    "FrameUncertainty": "mlipflow.sampling.uncertainty",
+    "committee_predict": "mlipflow.sampling.uncertainty",
+    "force_spread": "mlipflow.sampling.uncertainty",
+    "score_frames": "mlipflow.sampling.uncertainty",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -2,38 +2,34 @@
 
 :class:`SelectorMaker` chains them with a budget per iteration and per family and records why each frame was
 picked.
+
+Names are loaded on first use (see ``mlipflow._lazy``).
 """
 
-from mlipflow.selection.dedup import Deduplicator, DedupResult
-from mlipflow.selection.descriptors import DescriptorCache, MaceDescriptor, SoapDescriptor, frame_hash
-from mlipflow.selection.diversity import ClusterSelector, Pick, farthest_point_sampling, select_diverse
-from mlipflow.selection.jobs import (
-    SelectedFrame,
-    SelectionResult,
-    SelectorMaker,
-    picked_structures,
-    select_frames,
-    split_budget,
-)
-from mlipflow.selection.uncertainty import TrustWindow, TrustWindowSelector
+from __future__ import annotations
 
-__all__ = [
-    "ClusterSelector",
-    "DedupResult",
-    "Deduplicator",
-    "DescriptorCache",
-    "MaceDescriptor",
-    "Pick",
-    "SelectedFrame",
-    "SelectionResult",
-    "SelectorMaker",
-    "SoapDescriptor",
-    "TrustWindow",
-    "TrustWindowSelector",
-    "farthest_point_sampling",
-    "frame_hash",
-    "picked_structures",
-    "select_diverse",
-    "select_frames",
-    "split_budget",
-]
+from mlipflow._lazy import lazy_exports
+
+_EXPORTS = {
+    "Deduplicator": "mlipflow.selection.dedup",
+    "DedupResult": "mlipflow.selection.dedup",
+    "DescriptorCache": "mlipflow.selection.descriptors",
+    "MaceDescriptor": "mlipflow.selection.descriptors",
+    "SoapDescriptor": "mlipflow.selection.descriptors",
+    "frame_hash": "mlipflow.selection.descriptors",
+    "ClusterSelector": "mlipflow.selection.diversity",
+    "Pick": "mlipflow.selection.diversity",
+    "farthest_point_sampling": "mlipflow.selection.diversity",
+    "select_diverse": "mlipflow.selection.diversity",
+    "SelectedFrame": "mlipflow.selection.jobs",
+    "SelectionResult": "mlipflow.selection.jobs",
+    "SelectorMaker": "mlipflow.selection.jobs",
+    "picked_structures": "mlipflow.selection.jobs",
+    "select_frames": "mlipflow.selection.jobs",
+    "split_budget": "mlipflow.selection.jobs",
+    "TrustWindow": "mlipflow.selection.uncertainty",
+    "TrustWindowSelector": "mlipflow.selection.uncertainty",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

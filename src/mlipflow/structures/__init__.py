@@ -3,54 +3,47 @@
 Each generator is a plain function (here) and a jobflow Maker (:mod:`mlipflow.structures.jobs`).  Every
 generated structure carries ``structure.properties["provenance"] = {"family", "generator", "parameters",
 "parent", ...}``.
+
+Names are loaded on first use (see ``mlipflow._lazy``).
 """
 
-from mlipflow.structures.amorphous import amorphous_from_crystal, amorphous_mixture, random_packing
-from mlipflow.structures.bulk import make_supercell, perturb_cells, rattle, strain_series
-from mlipflow.structures.defects import antisites, interdiffuse, substitute, vacancies
-from mlipflow.structures.grain_boundaries import (
-    GBCandidate,
-    build_gb_candidates,
-    build_grain_boundary,
-    list_gb_candidates,
-    possible_sigmas,
-)
-from mlipflow.structures.interfaces import InterfaceCandidate, build_interfaces, interface_candidates
-from mlipflow.structures.prototypes import PROTOTYPES, list_prototypes, load_prototype
-from mlipflow.structures.provenance import FAMILIES, provenance
-from mlipflow.structures.slabs import SlabCandidate, generate_slabs, slab_candidates
-from mlipflow.structures.structure_set import StructureSet, StructureSetSpec, build_structure_set, load_spec
+from __future__ import annotations
 
-__all__ = [
-    "FAMILIES",
-    "PROTOTYPES",
-    "GBCandidate",
-    "InterfaceCandidate",
-    "SlabCandidate",
-    "StructureSet",
-    "StructureSetSpec",
-    "amorphous_from_crystal",
-    "amorphous_mixture",
-    "antisites",
-    "build_gb_candidates",
-    "build_grain_boundary",
-    "build_interfaces",
-    "build_structure_set",
-    "generate_slabs",
-    "interdiffuse",
-    "interface_candidates",
-    "list_gb_candidates",
-    "list_prototypes",
-    "load_prototype",
-    "load_spec",
-    "make_supercell",
-    "perturb_cells",
-    "possible_sigmas",
-    "provenance",
-    "random_packing",
-    "rattle",
-    "slab_candidates",
-    "strain_series",
-    "substitute",
-    "vacancies",
-]
+from mlipflow._lazy import lazy_exports
+
+_EXPORTS = {
+    "amorphous_from_crystal": "mlipflow.structures.amorphous",
+    "amorphous_mixture": "mlipflow.structures.amorphous",
+    "random_packing": "mlipflow.structures.amorphous",
+    "make_supercell": "mlipflow.structures.bulk",
+    "perturb_cells": "mlipflow.structures.bulk",
+    "rattle": "mlipflow.structures.bulk",
+    "strain_series": "mlipflow.structures.bulk",
+    "antisites": "mlipflow.structures.defects",
+    "interdiffuse": "mlipflow.structures.defects",
+    "substitute": "mlipflow.structures.defects",
+    "vacancies": "mlipflow.structures.defects",
+    "GBCandidate": "mlipflow.structures.grain_boundaries",
+    "build_gb_candidates": "mlipflow.structures.grain_boundaries",
+    "build_grain_boundary": "mlipflow.structures.grain_boundaries",
+    "list_gb_candidates": "mlipflow.structures.grain_boundaries",
+    "possible_sigmas": "mlipflow.structures.grain_boundaries",
+    "InterfaceCandidate": "mlipflow.structures.interfaces",
+    "build_interfaces": "mlipflow.structures.interfaces",
+    "interface_candidates": "mlipflow.structures.interfaces",
+    "PROTOTYPES": "mlipflow.structures.prototypes",
+    "list_prototypes": "mlipflow.structures.prototypes",
+    "load_prototype": "mlipflow.structures.prototypes",
+    "FAMILIES": "mlipflow.structures.provenance",
+    "provenance": "mlipflow.structures.provenance",
+    "SlabCandidate": "mlipflow.structures.slabs",
+    "generate_slabs": "mlipflow.structures.slabs",
+    "slab_candidates": "mlipflow.structures.slabs",
+    "StructureSet": "mlipflow.structures.structure_set",
+    "StructureSetSpec": "mlipflow.structures.structure_set",
+    "build_structure_set": "mlipflow.structures.structure_set",
+    "load_spec": "mlipflow.structures.structure_set",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
