@@ -266,6 +266,47 @@ def worker(
 
 
 @app.command()
+def demo(
+    spec: Annotated[Path, typer.Option(help="Structure sections of the demo.")] = Path("flows/demo_li2o.yaml"),
+    name: Annotated[str, typer.Option(help="Name of the run (dataset, models, report).")] = "demo-li2o",
+    epochs: Annotated[int, typer.Option(help="MACE epochs per committee member.")] = 8,
+    submit: Annotated[bool, typer.Option(help="Add to the LaunchPad instead of running here.")] = False,
+) -> None:
+    """The main job: label starting cells (CHGNet surrogate), train a MACE committee, explore, select, retrain."""
+    import json
+
+    from mlipflow.benchmark.cli import report_command
+    from mlipflow.campaign.bootstrap import demo_maker
+    from mlipflow.execution import run_locally
+    from mlipflow.execution import submit as submit_flow
+    from mlipflow.storage import get_stores
+
+    if not spec.is_file():
+        raise ConfigError(f"{spec}: no such file (run from the repository, or pass --spec)")
+    stores = get_stores()
+    flow = demo_maker(spec, name=name, epochs=epochs).make()
+    if submit:
+        ids = submit_flow(flow, stores)
+        console.print(f"submitted {len(ids)} jobs to {stores.describe()}; run them with `mlipflow worker`")
+        return
+    console.print(f"running {name} on {stores.describe()} (labels: CHGNet surrogate, never DFT)")
+    responses = run_locally(flow, stores)
+    try:
+        output = stores.jobstore.get_output(flow.output.uuid)
+    except ValueError:  # jobflow: no output stored, the summary job did not run
+        output = None
+    if output is None or not responses:
+        raise MlipflowError(f"{name} did not finish: see the log above; finished steps are kept and reused")
+    summary = stores.settings.home / f"{name}-summary.json"
+    summary.write_text(json.dumps(output, indent=2, default=str))
+    for key, it in output.items():
+        console.print(f"{key}: dataset {it['dataset']['version']} {it['dataset']['counts']}, "
+                      f"committee {it['committee']['model_id']}")
+    report_command(name, None)
+    console.print(f"summary: {summary}")
+
+
+@app.command()
 def nightly(
     max_reruns: Annotated[int, typer.Option(help="Rerun a failed job while it has failed fewer times.")] = 2,
     lost_after: Annotated[int, typer.Option(help="A running job silent this long (s) is a lost run.")] = 4 * 3600,

@@ -293,6 +293,16 @@ class CalculatorFactory(MSONable):
             raise ConfigError(f"cannot import calculator factory {self.factory!r}: {exc}") from exc
         return fn(**self.kwargs)
 
+    # monty's MSONable merges an attribute named ``kwargs`` into the top level of ``as_dict``, which
+    # ``from_dict`` then cannot take back: serialise the two fields explicitly
+    def as_dict(self) -> dict[str, Any]:
+        return {"@module": type(self).__module__, "@class": type(self).__name__, "factory": self.factory,
+                "kwargs": dict(self.kwargs)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CalculatorFactory:
+        return cls(factory=d["factory"], kwargs=d.get("kwargs") or {})
+
 
 def mace_committee(model_paths: Sequence[str], device: str = "cpu", default_dtype: str = "float64",
                    head: str | None = None) -> Calculator:

@@ -279,11 +279,11 @@ def picked_structures(stores: Stores, result: SelectionResult | dict, *, campaig
             structure = AseAtomsAdaptor.get_structure(atoms)
             for prop in list(structure.site_properties):
                 structure.remove_site_property(prop)
+            # the keys of mlipflow.data.Provenance at the top level, so the dataset can query them
             structure.properties = {"provenance": {
-                "family": p.family, "generator": "selection",
-                "parameters": {"reason": p.reason, "md_step": p.md_step, "temperature": p.temperature,
-                               "max_force_spread": p.max_force_spread, "frame": p.frame,
-                               "campaign": campaign, "iteration": iteration},
+                "origin": "sampler", "family": p.family, "generator": "selection",
+                "campaign": campaign, "iteration": iteration, "temperature": p.temperature, "md_step": p.md_step,
+                "parameters": {"reason": p.reason, "max_force_spread": p.max_force_spread, "frame": p.frame},
                 "parent": f"trajectory:{tid}",
             }}
             out[(tid, p.frame)] = structure
