@@ -61,6 +61,9 @@ def test_bootstrap_flow_labels_trains_explores_selects_and_retrains(stores, tmp_
     assert child.parent == it0["dataset"]["version"] and child.size == 20
     assert all("(surrogate)" in k for k in child.labelers)
     assert it1["committee"]["model_id"] != it0["committee"]["model_id"]
+    campaign = stores.campaigns.find_one({"_id": "boot"})
+    assert campaign["dataset"] == child.id and campaign["iterations"][0]["iteration"] == 1
+    assert sum(campaign["iterations"][0]["counts"][k] for k in ("accurate", "candidate", "failed")) > 0
     # the picked frames carry where they came from
     picked = [f for f in dataset.iter_frames({"provenance.iteration": 1})]
     assert len(picked) == 3 and all(f.provenance.campaign == "boot" for f in picked)

@@ -144,7 +144,7 @@ def test_select_frames_end_to_end(stores):
     structures = picked_structures(stores, r1, iteration=2)
     assert len(structures) == 10
     prov = structures[0].properties["provenance"]
-    assert prov["parent"].startswith("trajectory:") and prov["parameters"]["iteration"] == 2
+    assert prov["parent"].startswith("trajectory:") and prov["iteration"] == 2 and prov["origin"] == "sampler"
     assert prov["family"] in ("bulk", "interface")
     fps = select_frames(stores, ids, **{**kwargs, "method": "fps"})
     assert fps.frame_keys != r1.frame_keys and len(fps.picks) == 10
