@@ -373,8 +373,9 @@ def run_md(
         Called as ``callback(atoms, step)`` after every step (monitors).
     """
     from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    from mlipflow.sampling.md import MDSettings, TemperatureSchedule, make_dynamics
 
     rng = np.random.default_rng(seed)
     work = atoms.copy()
@@ -382,10 +383,8 @@ def run_md(
     MaxwellBoltzmannDistribution(work, temperature_K=temperature_K, rng=rng)
     Stationary(work)
     work.set_constraint([*work.constraints, FixCom()])  # ase >= 3.28: FixCom instead of Langevin's fixcm
-    dyn = Langevin(
-        work, timestep_fs * units.fs, temperature_K=temperature_K, friction=friction_per_fs / units.fs, rng=rng,
-        fixcm=False,
-    )
+    settings = MDSettings(ensemble="nvt_langevin", timestep=timestep_fs, friction=friction_per_fs)
+    dyn = make_dynamics(work, settings, temperature_K, TemperatureSchedule.constant(temperature_K), rng)
     snapshots: list[Atoms] = []
     for step in range(1, n_steps + 1):
         dyn.run(1)

@@ -188,8 +188,12 @@ class MDResult(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-def _make_dynamics(atoms: Atoms, settings: MDSettings, temperature: float, schedule: TemperatureSchedule,
-                   rng: np.random.Generator) -> Any:
+def make_dynamics(atoms: Atoms, settings: MDSettings, temperature: float, schedule: TemperatureSchedule,
+                  rng: np.random.Generator) -> Any:
+    """The ASE dynamics object of ``settings.ensemble`` at ``temperature`` (K) for ``atoms``.
+
+    The one place that maps mlipflow's MD settings to ASE integrators; sampling and benchmarking both use it.
+    """
     dt = settings.timestep * units.fs
     if not schedule.is_constant and settings.ensemble not in ("nvt_langevin", "npt_berendsen", "nve"):
         raise ConfigError(f"ensemble {settings.ensemble!r} keeps a constant target temperature; use "
@@ -285,7 +289,7 @@ def run_md(
     t0 = schedule.at(0)
     MaxwellBoltzmannDistribution(atoms, temperature_K=t0, rng=rng)
     Stationary(atoms)
-    dyn = _make_dynamics(atoms, settings, t0, schedule, rng)
+    dyn = make_dynamics(atoms, settings, t0, schedule, rng)
     mset = MonitorSet(copy.deepcopy(list(default_monitors() if monitors is None else monitors)))
     writer = (TrajectoryStore(stores).writer(atoms, metadata=metadata, chunk_frames=settings.chunk_frames)
               if stores is not None else None)
