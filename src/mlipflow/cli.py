@@ -306,6 +306,99 @@ def demo(
     console.print(f"summary: {summary}")
 
 
+def _campaign_flow(path: Path):
+    from mlipflow.campaign.loop import campaign_from_spec
+    from mlipflow.campaign.spec import load_campaign
+
+    spec = load_campaign(path)
+    return spec, campaign_from_spec(spec).make()
+
+
+@app.command()
+def validate(path: Annotated[Path, typer.Argument(help="Campaign file (YAML).")]) -> None:
+    """Check a campaign file: keys, types, structure sections (errors name the key and the line)."""
+    spec, flow = _campaign_flow(path)
+    console.print(f"{path}: campaign {spec.name!r} is valid ({len(flow.jobs)} steps before the loop adds more)")
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON schema of campaign files."""
+    from mlipflow.campaign.spec import CampaignSpec
+
+    console.print_json(data=CampaignSpec.model_json_schema())
+
+
+@app.command()
+def run(path: Annotated[Path, typer.Argument(help="Campaign file (YAML).")]) -> None:
+    """Run a campaign here, in this process, until it converges or stops for a stated reason."""
+    from mlipflow.execution import run_locally
+    from mlipflow.storage import get_stores
+
+    spec, flow = _campaign_flow(path)
+    stores = get_stores()
+    console.print(f"running campaign {spec.name} on {stores.describe()} (labeler: {spec.labeler.kind})")
+    run_locally(flow, stores)
+    _print_status(stores, spec.name)
+
+
+@app.command("submit")
+def submit_campaign(path: Annotated[Path, typer.Argument(help="Campaign file (YAML).")]) -> None:
+    """Add a campaign to the LaunchPad: labeling on cpu workers, training and MD on gpu workers."""
+    from mlipflow.execution import submit
+    from mlipflow.storage import get_stores
+
+    spec, flow = _campaign_flow(path)
+    ids = submit(flow, get_stores())
+    console.print(f"campaign {spec.name}: {len(ids)} jobs submitted; run `mlipflow worker --category cpu|gpu`")
+
+
+@app.command()
+def resume(name: Annotated[str, typer.Argument(help="Campaign name.")]) -> None:
+    """Run a campaign again from its stored spec: finished labels and trainings are reused, not recomputed."""
+    from mlipflow.campaign.loop import campaign_from_spec
+    from mlipflow.campaign.spec import CampaignSpec
+    from mlipflow.execution import run_locally
+    from mlipflow.storage import get_stores
+
+    stores = get_stores()
+    doc = stores.campaigns.find_one({"_id": name})
+    if not doc or not doc.get("spec"):
+        raise ConfigError(f"no campaign {name!r} with a stored spec in {stores.describe()} (see `mlipflow status`)")
+    run_locally(campaign_from_spec(CampaignSpec(**doc["spec"])).make(), stores)
+    _print_status(stores, name)
+
+
+def _print_status(stores, name: str | None) -> None:
+    query = {"_id": name} if name else {}
+    docs = list(stores.campaigns.find(query))
+    if not docs:
+        raise ConfigError(f"no campaign {name!r} in {stores.describe()}" if name else "no campaigns yet")
+    for doc in docs:
+        table = Table(title=f"campaign {doc['_id']}: {doc.get('state')}")
+        for col in ("iteration", "committee", "dataset", "accurate", "candidate", "failed", "picked", "decision"):
+            table.add_column(col)
+        for it in doc.get("iterations", []):
+            c = it.get("counts") or {}
+            table.add_row(str(it.get("iteration")), str(it.get("committee")), str(it.get("dataset")),
+                          *(f"{c.get(k + '_ratio', 0):.2f}" for k in ("accurate", "candidate", "failed")),
+                          str(it.get("picked", "")),
+                          f"{(it.get('decision') or {}).get('decision')}: {(it.get('decision') or {}).get('reason')}")
+        console.print(table)
+    labels = {r["_id"]: r["n"] for r in stores.frames.aggregate(
+        [{"$match": {"provenance.campaign": name}} if name else {"$match": {}},
+         {"$group": {"_id": "$status", "n": {"$sum": 1}}}])}
+    console.print(f"labels by status: {labels or 'none'}")
+
+
+@app.command()
+def status(name: Annotated[str | None, typer.Argument(help="Campaign name (default: all).")] = None) -> None:
+    """Per campaign: iteration, committee, dataset, accurate/candidate/failed ratios, decision, labels."""
+    from mlipflow.storage import get_stores
+
+    _print_status(get_stores(), name)
+
+
 @app.command()
 def nightly(
     max_reruns: Annotated[int, typer.Option(help="Rerun a failed job while it has failed fewer times.")] = 2,

@@ -1,0 +1,69 @@
+"""The campaign file and the active-learning loop."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from mlipflow.campaign.convergence import ConvergenceCriteria, decide
+from mlipflow.campaign.loop import campaign_from_spec
+from mlipflow.campaign.spec import CampaignSpec, load_campaign
+from mlipflow.errors import ConfigError
+from mlipflow.execution import run_locally
+
+CELLS = {"max_atoms": 40, "cutoff": 3.0, "materials": {"Li2O": {"prototype": "Li2O"}}}
+SPEC = {
+    "name": "toy",
+    "splits": {"train": 0.7, "valid": 0.3},
+    "structures": {**CELLS, "entries": [
+        {"name": "strain", "kind": "strain", "material": "Li2O", "supercell": False,
+         "strains": [-0.04, -0.02, 0.0, 0.02, 0.04]},
+        {"name": "rattle", "kind": "rattle", "material": "Li2O", "supercell": False, "n_structures": 12,
+         "stdev": 0.1, "seed": 1}]},
+    "explore": {**CELLS, "entries": [{"name": "explore", "kind": "rattle", "material": "Li2O", "supercell": False,
+                                      "n_structures": 1, "stdev": 0.02, "seed": 7}]},
+    "labeler": {"kind": "surrogate", "calculator": "toy-morse", "batch_size": 8},
+    "trainer": {"committee_size": 2, "hyperparams": {"max_num_epochs": 3, "lr": 0.005}},
+    "sampling": {"temperatures": [300.0, 1200.0], "n_steps": 16, "record_every": 4},
+    "selection": {"trust": [0.0001, 100.0], "budget": 3, "soap_cutoff": 3.5},
+    "convergence": {"accurate_ratio": 0.99, "max_iterations": 2, "label_budget": 500},
+}
+
+
+def test_typo_in_campaign_file_names_key_and_line(tmp_path):
+    text = yaml.safe_dump(SPEC, sort_keys=False).replace("batch_size:", "batch_sise:")
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    line = 1 + text.splitlines().index(next(ln for ln in text.splitlines() if "batch_sise" in ln))
+    with pytest.raises(ConfigError, match=rf"c.yaml:{line}: labeler.batch_sise: unknown key"):
+        load_campaign(path)
+
+
+def test_shipped_campaign_file_is_valid():
+    spec = load_campaign("flows/campaign_li2o.yaml")
+    assert spec.labeler.kind == "surrogate" and spec.convergence.max_iterations == 3
+
+
+def test_decisions():
+    crit = ConvergenceCriteria(accurate_ratio=0.9, max_iterations=3, label_budget=50)
+    good = {"gb": {"accurate_ratio": 0.95}, "all": {"accurate_ratio": 0.95}}
+    bad = {"gb": {"accurate_ratio": 0.5}, "bulk": {"accurate_ratio": 0.99}}
+    assert decide(crit, iteration=1, trust_report=good, labels_so_far=10)["decision"] == "converged"
+    assert decide(crit, iteration=1, trust_report=bad, labels_so_far=10)["decision"] == "continue"
+    assert "gb: accurate ratio 0.500" in decide(crit, iteration=1, trust_report=bad, labels_so_far=10)["reason"]
+    assert decide(crit, iteration=3, trust_report=bad, labels_so_far=10)["decision"] == "max_iterations"
+    assert decide(crit, iteration=1, trust_report=bad, labels_so_far=60)["decision"] == "label_budget"
+
+
+def test_two_iteration_campaign_runs_and_stops_for_a_stated_reason(stores, tmp_path):
+    maker = campaign_from_spec(CampaignSpec(**SPEC))
+    run_locally(maker.make(), stores, root_dir=tmp_path)
+    doc = stores.campaigns.find_one({"_id": "toy"})
+    assert doc["state"] == "max_iterations"
+    assert [it["iteration"] for it in doc["iterations"]] == [1, 2]
+    first, second = doc["iterations"]
+    assert first["decision"]["decision"] == "continue" and first["picked"] == 3
+    assert second["committee"] != first["committee"]  # iteration 2 explored with the retrained committee
+    assert second["dataset"] != first["dataset"]
+    picked = stores.frames.count_documents({"provenance.campaign": "toy", "provenance.iteration": 1})
+    assert picked == 3
