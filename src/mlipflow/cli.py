@@ -85,7 +85,9 @@ def init(
     fw_dir.mkdir(exist_ok=True)
     for category in ("cpu", "gpu"):
         path = fw_dir / f"fworker_{category}.yaml"
-        path.write_text(yaml.safe_dump({"name": f"{category}_worker", "category": category, "query": "{}"}))
+        # the cpu worker also takes jobs that state no resource (null matches a missing _category)
+        wanted = [category, None] if category == "cpu" else category
+        path.write_text(yaml.safe_dump({"name": f"{category}_worker", "category": wanted, "query": "{}"}))
         written.append(path)
     if uri:
         lp = {"host": uri, "name": database, "uri_mode": True, "logdir": str(home / "logs"), "strm_lvl": "INFO"}

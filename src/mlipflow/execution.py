@@ -29,14 +29,16 @@ RESOURCE_KEY = "mlipflow_resource"
 
 
 def set_resource(job_or_flow: Job | Flow, resource: Resource) -> Job | Flow:
-    """Mark a job (or every job of a flow) as needing ``cpu`` or ``gpu`` workers."""
+    """Mark a job (or every job of a flow) as needing ``cpu`` or ``gpu`` workers.
+
+    The FireWorks category goes into the job's ``manager_config``, which jobflow copies into the firework's
+    spec, also for jobs that a running flow adds later (``Response(addition=...)``).
+    """
+    settings = load_settings()
+    category = settings.gpu_category if resource == "gpu" else settings.cpu_category
     job_or_flow.update_metadata({RESOURCE_KEY: resource}, dynamic=True)
+    job_or_flow.update_config({"manager_config": {"_category": category}}, dynamic=True)
     return job_or_flow
-
-
-def _category(job: Job, settings: MlipflowSettings) -> str:
-    resource = (job.metadata or {}).get(RESOURCE_KEY, "cpu")
-    return settings.gpu_category if resource == "gpu" else settings.cpu_category
 
 
 def run_locally(flow: Flow | Job, stores: Stores | None = None, root_dir: str | Path | None = None) -> dict:
@@ -58,26 +60,31 @@ def run_locally(flow: Flow | Job, stores: Stores | None = None, root_dir: str | 
 
 
 def submit(flow: Flow | Job, stores: Stores | None = None) -> dict[str, int]:
-    """Add a flow to the LaunchPad with cpu/gpu categories; return jobflow uuid -> fw_id.
+    """Add a flow to the LaunchPad; return jobflow uuid -> fw_id.
+
+    Jobs marked with :func:`set_resource` carry their category; the others go to cpu workers.
 
     Workers started with :func:`run_worker` (``mlipflow worker``) or FireWorks' ``rlaunch`` with the
     fworker files in ``launchpad/`` pick the jobs of their category.
     """
     stores = stores or get_stores()
     flow = flow if isinstance(flow, Flow) else Flow([flow])
-    categories = {job.uuid: _category(job, stores.settings) for job, _ in flow.iterflow()}
     workflow = flow_to_workflow(flow)
-    for fw in workflow.fws:
-        job_uuid = fw.tasks[0]["job"].uuid
-        fw.spec["_category"] = categories.get(job_uuid, stores.settings.cpu_category)
     old_ids = {fw.tasks[0]["job"].uuid: fw.fw_id for fw in workflow.fws}
     mapping = stores.launchpad.add_wf(workflow)
     return {job_uuid: mapping[old] for job_uuid, old in old_ids.items()}
 
 
-def make_fworker(category: str | None, name: str | None = None) -> FWorker:
-    """A FireWorks worker for one category (``None`` takes fireworks of any category)."""
-    return FWorker(name=name or f"mlipflow-{category or 'any'}-{os.getpid()}", category=category or "")
+def make_fworker(category: str | None, name: str | None = None, settings: MlipflowSettings | None = None) -> FWorker:
+    """A FireWorks worker for one category (``None`` takes fireworks of any category).
+
+    The cpu worker also takes jobs that state no resource (small bookkeeping jobs, labeling).
+    """
+    settings = settings or load_settings()
+    wanted: str | list[str | None] = category or ""
+    if category == settings.cpu_category:
+        wanted = [category, None]  # MongoDB's $in with null also matches a missing _category
+    return FWorker(name=name or f"mlipflow-{category or 'any'}-{os.getpid()}", category=wanted)
 
 
 def run_worker(
@@ -116,7 +123,7 @@ def run_worker(
     root.mkdir(parents=True, exist_ok=True)
     rapidfire(
         launchpad,
-        make_fworker(category),
+        make_fworker(category, settings=settings),
         nlaunches=nlaunches,
         max_loops=max_loops,
         sleep_time=max(1, sleep_time),

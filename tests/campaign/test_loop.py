@@ -67,3 +67,24 @@ def test_two_iteration_campaign_runs_and_stops_for_a_stated_reason(stores, tmp_p
     assert second["dataset"] != first["dataset"]
     picked = stores.frames.count_documents({"provenance.campaign": "toy", "provenance.iteration": 1})
     assert picked == 3
+
+
+def test_campaign_through_fireworks_with_cpu_and_gpu_workers(stores, tmp_path, monkeypatch):
+    from mlipflow.execution import run_worker, submit
+
+    monkeypatch.chdir(tmp_path)
+    spec = CampaignSpec(**{**SPEC, "name": "toy-fw"})
+    submit(campaign_from_spec(spec).make(), stores)
+    lp = stores.launchpad
+    categories = {fw["spec"].get("_category") for fw in lp.fireworks.find({}, {"spec._category": 1})}
+    assert categories == {None, "gpu"}  # training and MD wait for gpu workers
+    for _ in range(30):
+        run_worker(category="cpu", sleep_time=1)
+        run_worker(category="gpu", sleep_time=1)
+        if not lp.fireworks.count_documents({"state": {"$in": ["READY", "WAITING", "RESERVED", "RUNNING"]}}):
+            break
+    assert lp.fireworks.count_documents({"state": "FIZZLED"}) == 0
+    doc = stores.campaigns.find_one({"_id": "toy-fw"})
+    assert doc["state"] == "max_iterations" and len(doc["iterations"]) == 2
+    gpu_names = {fw["name"] for fw in lp.fireworks.find({"spec._category": "gpu"}, {"name": 1})}
+    assert any("train" in n for n in gpu_names) and any("explore" in n for n in gpu_names)

@@ -55,7 +55,7 @@ def test_jobflow_through_fireworks_with_categories_and_large_data(stores, tmp_pa
     mapping = submit(Flow([big, count], name="two-queues"), stores)
     lp = stores.launchpad
     assert lp.get_fw_by_id(mapping[big.uuid]).spec["_category"] == "gpu"
-    assert lp.get_fw_by_id(mapping[count.uuid]).spec["_category"] == "cpu"
+    assert "_category" not in lp.get_fw_by_id(mapping[count.uuid]).spec  # no resource stated: cpu workers
 
     run_worker(category="cpu", max_loops=1, sleep_time=1)  # nothing runnable for cpu yet
     assert lp.get_fw_by_id(mapping[count.uuid]).state == "WAITING"
