@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mlipflow.campaign.bootstrap import BootstrapMaker
 from mlipflow.data import Dataset
 from mlipflow.data.jobs import DatasetVersionMaker
@@ -32,6 +34,7 @@ EXPLORE = {**SECTION, "entries": [{"name": "explore", "kind": "rattle", "materia
                                    "n_structures": 1, "stdev": 0.02, "seed": 7}]}
 
 
+@pytest.mark.slow
 def test_bootstrap_flow_labels_trains_explores_selects_and_retrains(stores, tmp_path):
     calls_labeler = SurrogateLabeler(calculator="toy-morse")
     maker = BootstrapMaker(

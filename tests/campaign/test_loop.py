@@ -88,3 +88,36 @@ def test_campaign_through_fireworks_with_cpu_and_gpu_workers(stores, tmp_path, m
     assert doc["state"] == "max_iterations" and len(doc["iterations"]) == 2
     gpu_names = {fw["name"] for fw in lp.fireworks.find({"spec._category": "gpu"}, {"name": 1})}
     assert any("train" in n for n in gpu_names) and any("explore" in n for n in gpu_names)
+
+
+@pytest.mark.slow
+def test_campaign_killed_during_training_resumes_without_repeating_labels(stores, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, "name": "toy-kill"}, sort_keys=False))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "mlipflow", "run", str(path)], cwd=tmp_path, env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    training = stores.settings.home / "training"
+    for _ in range(600):  # wait until iteration 0's labels are done and a committee member is training
+        if training.exists() and any(training.iterdir()):
+            break
+        time.sleep(0.2)
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    labeled_before = stores.frames.count_documents({"status": "labeled"})
+    assert labeled_before == 17 and stores.campaigns.find_one({"_id": "toy-kill"})["state"] == "running"
+
+    done = subprocess.run([sys.executable, "-m", "mlipflow", "resume", "toy-kill"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert stores.campaigns.find_one({"_id": "toy-kill"})["state"] == "max_iterations"
+    attempts = [d.get("attempts", 0) for d in stores.frames.find({}, {"attempts": 1})]
+    assert max(attempts) == 1  # no frame was labeled twice
+    assert stores.frames.count_documents({"status": "labeled"}) == 17 + 3
