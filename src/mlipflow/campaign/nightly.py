@@ -94,6 +94,7 @@ def run_nightly(
     max_reruns: int = 2,
     expiration_secs: int = 4 * 3600,
     worker_launches: int = 0,
+    resume_campaigns: bool = True,
 ) -> dict[str, Any]:
     """One nightly pass under the lock; return the summary (also written to ``home/nightly/``).
 
@@ -107,6 +108,9 @@ def run_nightly(
         A RUNNING firework that has not pinged for this long (s) is a lost run.
     worker_launches
         Run up to this many fireworks with a local worker after the maintenance (0: none).
+    resume_campaigns
+        Resume, in this process, every campaign left ``running`` that has no firework waiting on the
+        LaunchPad (a campaign run locally and interrupted); finished labels and trainings are reused.
 
     Raises
     ------
@@ -135,8 +139,12 @@ def run_nightly(
 
             run_worker(nlaunches=worker_launches, max_loops=1, sleep_time=1, settings=stores.settings,
                        launchpad=lp)
+        resumed = []
+        if resume_campaigns:
+            resumed = _resume_local_campaigns(stores)
         after = snapshot(stores)
         summary = {
+            "campaigns_resumed": resumed,
             "time": after["time"],
             "lost_runs_rerun": sorted(set(lost_fws)),
             "lost_launches": list(lost_launches),
@@ -151,8 +159,27 @@ def run_nightly(
         text = [f"mlipflow nightly {after['time']} on {stores.describe()}"]
         text += [f"lost runs rerun: {summary['lost_runs_rerun'] or 'none'}",
                  f"failed jobs rerun: {rerun or 'none'}; failed beyond {max_reruns} tries: {kept_failed or 'none'}"]
+        text += [f"campaigns resumed: {resumed or 'none'}"]
         text += ["changes:"] + [f"  {line}" for line in summary["changes"]]
         (out_dir / f"summary-{stamp}.txt").write_text("\n".join(text) + "\n")
         last_path.write_text(json.dumps(summary, indent=2, default=str))
         summary["text"] = "\n".join(text)
         return summary
+
+
+def _resume_local_campaigns(stores: Stores) -> list[str]:
+    """Resume campaigns that are ``running`` but have nothing queued on the LaunchPad."""
+    from mlipflow.campaign.loop import campaign_from_spec
+    from mlipflow.campaign.spec import CampaignSpec
+    from mlipflow.execution import run_locally
+
+    queued = stores.launchpad.fireworks.count_documents({"state": {"$in": ["READY", "WAITING", "RESERVED",
+                                                                           "RUNNING"]}})
+    if queued:
+        return []  # campaigns on the LaunchPad advance through their workers
+    resumed = []
+    for doc in stores.campaigns.find({"state": "running", "spec": {"$ne": None}}):
+        logger.info("nightly: resuming campaign %s", doc["_id"])
+        run_locally(campaign_from_spec(CampaignSpec(**doc["spec"])).make(), stores)
+        resumed.append(doc["_id"])
+    return resumed
