@@ -267,47 +267,6 @@ def worker(
     run_worker(category=category, nlaunches=nlaunches, max_loops=max_loops, sleep_time=sleep)
 
 
-@app.command()
-def demo(
-    spec: Annotated[Path, typer.Option(help="Structure sections of the demo.")] = Path("flows/demo_li2o.yaml"),
-    name: Annotated[str, typer.Option(help="Name of the run (dataset, models, report).")] = "demo-li2o",
-    epochs: Annotated[int, typer.Option(help="MACE epochs per committee member.")] = 8,
-    submit: Annotated[bool, typer.Option(help="Add to the LaunchPad instead of running here.")] = False,
-) -> None:
-    """The main job: label starting cells (CHGNet surrogate), train a MACE committee, explore, select, retrain."""
-    import json
-
-    from mlipflow.benchmark.cli import report_command
-    from mlipflow.campaign.bootstrap import demo_maker
-    from mlipflow.execution import run_locally
-    from mlipflow.execution import submit as submit_flow
-    from mlipflow.storage import get_stores
-
-    if not spec.is_file():
-        raise ConfigError(f"{spec}: no such file (run from the repository, or pass --spec)")
-    stores = get_stores()
-    flow = demo_maker(spec, name=name, epochs=epochs).make()
-    if submit:
-        ids = submit_flow(flow, stores)
-        console.print(f"submitted {len(ids)} jobs to {stores.describe()}; run them with `mlipflow worker`")
-        return
-    console.print(f"running {name} on {stores.describe()} (labels: CHGNet surrogate, never DFT)")
-    responses = run_locally(flow, stores)
-    try:
-        output = stores.jobstore.get_output(flow.output.uuid)
-    except ValueError:  # jobflow: no output stored, the summary job did not run
-        output = None
-    if output is None or not responses:
-        raise MlipflowError(f"{name} did not finish: see the log above; finished steps are kept and reused")
-    summary = stores.settings.home / f"{name}-summary.json"
-    summary.write_text(json.dumps(output, indent=2, default=str))
-    for key, it in output.items():
-        console.print(f"{key}: dataset {it['dataset']['version']} {it['dataset']['counts']}, "
-                      f"committee {it['committee']['model_id']}")
-    report_command(name, None)
-    console.print(f"summary: {summary}")
-
-
 def _campaign_flow(path: Path):
     from mlipflow.campaign.loop import campaign_from_spec
     from mlipflow.campaign.spec import load_campaign
@@ -332,16 +291,31 @@ def schema() -> None:
 
 
 @app.command()
-def run(path: Annotated[Path, typer.Argument(help="Campaign file (YAML).")]) -> None:
-    """Run a campaign here, in this process, until it converges or stops for a stated reason."""
+def run(
+    path: Annotated[Path, typer.Argument(help="Campaign file (YAML).")] = Path("flows/campaign_li2o.yaml"),
+    report: Annotated[bool, typer.Option(help="Write the campaign's HTML report at the end.")] = True,
+) -> None:
+    """Run a campaign here, in this process, until it converges or stops for a stated reason.
+
+    Without a file it runs the main job, ``flows/campaign_li2o.yaml`` (labels from the CHGNet surrogate).
+    """
     from mlipflow.execution import run_locally
     from mlipflow.storage import get_stores
 
     spec, flow = _campaign_flow(path)
     stores = get_stores()
-    console.print(f"running campaign {spec.name} on {stores.describe()} (labeler: {spec.labeler.kind})")
+    console.print(f"running campaign {spec.name} on {stores.describe()} (labeler: {spec.labeler.kind} "
+                  f"{spec.labeler.calculator if spec.labeler.kind == 'surrogate' else ''})")
     run_locally(flow, stores)
     _print_status(stores, spec.name)
+    doc = stores.campaigns.find_one({"_id": spec.name}) or {}
+    if doc.get("state") in (None, "running"):
+        raise MlipflowError(f"campaign {spec.name} did not finish (see the log above); `mlipflow resume "
+                            f"{spec.name}` continues it and reuses every finished label and training")
+    if report:
+        from mlipflow.benchmark.report import report as write_report
+
+        console.print(f"report: {write_report(spec.name)}")
 
 
 @app.command("submit")

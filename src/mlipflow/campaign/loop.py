@@ -21,7 +21,6 @@ from typing import Any
 from jobflow import Flow, Maker, Response, job
 from monty.json import MontyEncoder
 
-from mlipflow.campaign.bootstrap import COMMITTEE_FACTORY
 from mlipflow.campaign.convergence import ConvergenceCriteria, decide
 from mlipflow.campaign.spec import CampaignSpec
 from mlipflow.data.jobs import DatasetVersionMaker
@@ -31,6 +30,8 @@ from mlipflow.sampling.uncertainty import CalculatorFactory
 from mlipflow.selection.jobs import SelectorMaker, picked_structures_job
 from mlipflow.structures.jobs import StructureSetMaker
 from mlipflow.training.jobs import CommitteeTrainMaker
+
+COMMITTEE_FACTORY = "mlipflow.training.committee:committee_from_registry"
 
 
 def _plain(obj: Any) -> Any:
