@@ -15,25 +15,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import yaml
 from common import write_result
 
-CELLS = {"max_atoms": 40, "cutoff": 3.0, "materials": {"Li2O": {"prototype": "Li2O"}}}
-SPEC = {
-    "name": "bench",
-    "splits": {"train": 0.7, "valid": 0.3},
-    "structures": {**CELLS, "entries": [
-        {"name": "strain", "kind": "strain", "material": "Li2O", "supercell": False,
-         "strains": [-0.04, -0.02, 0.0, 0.02, 0.04]},
-        {"name": "rattle", "kind": "rattle", "material": "Li2O", "supercell": False, "n_structures": 12,
-         "stdev": 0.1, "seed": 1}]},
-    "explore": {**CELLS, "entries": [{"name": "explore", "kind": "rattle", "material": "Li2O", "supercell": False,
-                                      "n_structures": 1, "stdev": 0.02, "seed": 7}]},
-    "labeler": {"kind": "surrogate", "calculator": "toy-morse", "batch_size": 8},
-    "trainer": {"committee_size": 2, "hyperparams": {"max_num_epochs": 3, "lr": 0.005}},
-    "sampling": {"temperatures": [300.0, 1200.0], "n_steps": 16, "record_every": 4},
-    "selection": {"trust": [0.0001, 100.0], "budget": 3, "soap_cutoff": 3.5},
-    "convergence": {"accurate_ratio": 0.99, "max_iterations": 2, "label_budget": 500},
-}
+SPEC = {**yaml.safe_load((Path(__file__).resolve().parents[1] / "flows" / "campaign_toy.yaml").read_text()),
+        "name": "bench"}
 
 
 def main() -> dict:
