@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms, units
-from ase.io import iread, read, write
+from ase.io import read, write
 
 from mlipflow.data.dataset import AddResult, Dataset, Split
 from mlipflow.data.frames import LabeledFrame, LabelerInfo, Provenance
@@ -212,7 +211,3 @@ def import_file(dataset: Dataset, path: str | Path, labeler: LabelerInfo) -> Add
         frames = read_labeled_extxyz(path, labeler)
     return dataset.add_frames(frames, import_id=uuid.uuid4().hex)
 
-
-def iter_extxyz_atoms(path: str | Path) -> Iterator[Atoms]:
-    """Iterate over the frames of an extxyz file (thin wrapper kept for symmetry with export)."""
-    yield from iread(Path(path), index=":", format="extxyz")
