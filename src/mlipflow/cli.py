@@ -299,16 +299,16 @@ def run(
 
     Without a file it runs the main job, ``flows/campaign_li2o.yaml`` (labels from the CHGNet surrogate).
     """
-    from mlipflow.execution import run_locally
+    from mlipflow.campaign.runner import run_campaign
+    from mlipflow.campaign.spec import load_campaign
     from mlipflow.storage import get_stores
 
-    spec, flow = _campaign_flow(path)
+    spec = load_campaign(path)
     stores = get_stores()
     console.print(f"running campaign {spec.name} on {stores.describe()} (labeler: {spec.labeler.kind} "
                   f"{spec.labeler.calculator if spec.labeler.kind == 'surrogate' else ''})")
-    run_locally(flow, stores)
+    doc = run_campaign(stores, spec)
     _print_status(stores, spec.name)
-    doc = stores.campaigns.find_one({"_id": spec.name}) or {}
     if doc.get("state") in (None, "running"):
         raise MlipflowError(f"campaign {spec.name} did not finish (see the log above); `mlipflow resume "
                             f"{spec.name}` continues it and reuses every finished label and training")
@@ -331,40 +331,52 @@ def submit_campaign(path: Annotated[Path, typer.Argument(help="Campaign file (YA
 
 @app.command()
 def resume(name: Annotated[str, typer.Argument(help="Campaign name.")]) -> None:
-    """Run a campaign again from its stored spec: finished labels and trainings are reused, not recomputed."""
-    from mlipflow.campaign.loop import campaign_from_spec
-    from mlipflow.campaign.spec import CampaignSpec
-    from mlipflow.execution import run_locally
+    """Run a campaign again from its stored spec: finished labels, trainings and MD are reused, not recomputed."""
+    from mlipflow.campaign.runner import resume_campaign
     from mlipflow.storage import get_stores
 
     stores = get_stores()
-    doc = stores.campaigns.find_one({"_id": name})
-    if not doc or not doc.get("spec"):
-        raise ConfigError(f"no campaign {name!r} with a stored spec in {stores.describe()} (see `mlipflow status`)")
-    run_locally(campaign_from_spec(CampaignSpec(**doc["spec"])).make(), stores)
+    resume_campaign(stores, name)
     _print_status(stores, name)
 
 
 def _print_status(stores, name: str | None) -> None:
-    query = {"_id": name} if name else {}
-    docs = list(stores.campaigns.find(query))
-    if not docs:
-        raise ConfigError(f"no campaign {name!r} in {stores.describe()}" if name else "no campaigns yet")
-    for doc in docs:
-        table = Table(title=f"campaign {doc['_id']}: {doc.get('state')}")
+    from mlipflow.campaign.status import campaign_status
+
+    names = [name] if name else [d["_id"] for d in stores.campaigns.find({}, {"_id": 1})]
+    if not names:
+        raise ConfigError("no campaigns yet")
+    for campaign in names:
+        st = campaign_status(stores, campaign)
+        if st["state"] is None:
+            raise ConfigError(st["next"])
+        table = Table(title=f"campaign {campaign}: {st['state']}")
         for col in ("iteration", "committee", "dataset", "accurate", "candidate", "failed", "picked", "decision"):
             table.add_column(col)
-        for it in doc.get("iterations", []):
+        for it in st["iterations"]:
             c = it.get("counts") or {}
             table.add_row(str(it.get("iteration")), str(it.get("committee")), str(it.get("dataset")),
                           *(f"{c.get(k + '_ratio', 0):.2f}" for k in ("accurate", "candidate", "failed")),
                           str(it.get("picked", "")),
                           f"{(it.get('decision') or {}).get('decision')}: {(it.get('decision') or {}).get('reason')}")
         console.print(table)
-    labels = {r["_id"]: r["n"] for r in stores.frames.aggregate(
-        [{"$match": {"provenance.campaign": name}} if name else {"$match": {}},
-         {"$group": {"_id": "$status", "n": {"$sum": 1}}}])}
-    console.print(f"labels by status: {labels or 'none'}")
+        if st["by_family"]:
+            fam = Table(title="latest exploration by structure family")
+            for col in ("family", "frames", "accurate", "candidate", "failed"):
+                fam.add_column(col)
+            for family, c in sorted(st["by_family"].items()):
+                fam.add_row(family, str(c.get("n", "")),
+                            *(f"{c.get(k + '_ratio', 0):.2f}" for k in ("accurate", "candidate", "failed")))
+            console.print(fam)
+        console.print(f"last finished step: {st['stage'] or 'none'} (iteration {st['iteration']})")
+        labels = st["labels"]
+        console.print("labels: " + ", ".join(f"{k} {labels.get(k, 0)}" for k in
+                                               ("labeled", "running", "pending", "failed", "filtered")))
+        if st["jobs"]:
+            console.print("jobs on the LaunchPad: " + ", ".join(f"{k} {v}" for k, v in sorted(st["jobs"].items())))
+        for err in st["errors"]:
+            console.print(f"[red]error[/red] {err}")
+        console.print(f"next: {st['next']}")
 
 
 @app.command()

@@ -10,6 +10,7 @@ import yaml
 from mlipflow.campaign.convergence import ConvergenceCriteria, decide
 from mlipflow.campaign.loop import campaign_from_spec
 from mlipflow.campaign.spec import CampaignSpec, load_campaign
+from mlipflow.campaign.status import campaign_status, next_stage
 from mlipflow.errors import ConfigError
 from mlipflow.execution import run_locally
 
@@ -41,10 +42,20 @@ def test_decisions():
     assert decide(crit, iteration=1, trust_report=bad, labels_so_far=60)["decision"] == "label_budget"
 
 
+def test_next_stage_follows_the_loop():
+    assert next_stage(0, "label") == (0, "dataset")
+    assert next_stage(0, "train") == (1, "explore")
+    assert next_stage(1, "decide") == (1, "pick")
+    assert next_stage(2, "train") == (3, "explore")
+
+
 def test_two_iteration_campaign_runs_and_stops_for_a_stated_reason(stores, tmp_path):
-    maker = campaign_from_spec(CampaignSpec(**SPEC))
-    run_locally(maker.make(), stores, root_dir=tmp_path)
-    doc = stores.campaigns.find_one({"_id": "toy"})
+    from mlipflow.campaign.runner import run_campaign
+    from mlipflow.replay import FINISHED_STEPS
+    from mlipflow.sampling.trajectory import TRAJECTORIES
+
+    doc = run_campaign(stores, CampaignSpec(**SPEC), root_dir=tmp_path)
+    assert "runner" not in doc  # the run is over
     assert doc["state"] == "max_iterations"
     assert [it["iteration"] for it in doc["iterations"]] == [1, 2]
     first, second = doc["iterations"]
@@ -53,6 +64,22 @@ def test_two_iteration_campaign_runs_and_stops_for_a_stated_reason(stores, tmp_p
     assert second["dataset"] != first["dataset"]
     picked = stores.frames.count_documents({"provenance.campaign": "toy", "provenance.iteration": 1})
     assert picked == 3
+
+    status = campaign_status(stores, "toy")
+    assert status["labels"] == {"labeled": 17 + 3}  # iteration 0's cells and iteration 1's picks
+    assert (status["iteration"], status["stage"]) == (2, "decide")
+    assert status["next"].startswith("nothing: the campaign stopped (max_iterations)")
+    assert set(status["by_family"]) == {"rattled"}
+
+    # running it again is resuming it: no label, no training, no MD is repeated
+    n_models, n_traj = stores.models.count_documents({}), stores.collection(TRAJECTORIES).count_documents({})
+    steps = stores.collection(FINISHED_STEPS)
+    assert [steps.count_documents({"kind": k}) for k in ("committee_md", "select")] == [2, 2]
+    again = run_campaign(stores, CampaignSpec(**SPEC), root_dir=tmp_path)
+    assert again["iterations"] == doc["iterations"]  # the same decisions, figures and picks
+    assert stores.models.count_documents({}) == n_models
+    assert stores.collection(TRAJECTORIES).count_documents({}) == n_traj
+    assert max(d.get("attempts", 0) for d in stores.frames.find({}, {"attempts": 1})) == 1
 
 
 def test_campaign_through_fireworks_with_cpu_and_gpu_workers(stores, tmp_path, monkeypatch):
@@ -72,6 +99,9 @@ def test_campaign_through_fireworks_with_cpu_and_gpu_workers(stores, tmp_path, m
     assert lp.fireworks.count_documents({"state": "FIZZLED"}) == 0
     doc = stores.campaigns.find_one({"_id": "toy-fw"})
     assert doc["state"] == "max_iterations" and len(doc["iterations"]) == 2
+    status = campaign_status(stores, "toy-fw")
+    assert status["jobs"] == {"COMPLETED": lp.fireworks.count_documents({})}  # every firework is the campaign's
+    assert status["labels"] == {"labeled": 20}
     gpu_names = {fw["name"] for fw in lp.fireworks.find({"spec._category": "gpu"}, {"name": 1})}
     assert any("train" in n for n in gpu_names) and any("explore" in n for n in gpu_names)
 
@@ -106,4 +136,63 @@ def test_campaign_killed_during_training_resumes_without_repeating_labels(stores
     assert stores.campaigns.find_one({"_id": "toy-kill"})["state"] == "max_iterations"
     attempts = [d.get("attempts", 0) for d in stores.frames.find({}, {"attempts": 1})]
     assert max(attempts) == 1  # no frame was labeled twice
+    assert stores.frames.count_documents({"status": "labeled"}) == 17 + 3
+
+
+COUNTING_CALCULATOR = """
+import hashlib, os, time
+import numpy as np
+from mlipflow.training.synthetic import ToyMorseCalculator
+
+class Counting(ToyMorseCalculator):
+    def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+        super().calculate(atoms, properties, system_changes or [])
+        key = hashlib.sha1(np.round(self.atoms.get_scaled_positions(), 5).tobytes()).hexdigest()
+        with open(os.environ["COUNT_LOG"], "a") as fh:
+            fh.write(f"{os.getpid()} {key}\\n")
+        time.sleep(float(os.environ.get("COUNT_SLEEP", "0")))
+
+def make(**kwargs):
+    return Counting(**kwargs)
+"""
+
+
+def test_campaign_killed_during_labeling_resumes_with_no_repeated_label_call(stores, tmp_path):
+    """SIGKILL while iteration 0 is being labeled; ``mlipflow resume`` ends where an uninterrupted run ends,
+    and the surrogate (which counts its calls in a file) is never called again for a finished label."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "countcalc.py").write_text(COUNTING_CALCULATOR)
+    log = tmp_path / "calls.log"
+    spec = {**SPEC, "name": "toy-kill-label", "labeler": {**SPEC["labeler"], "calculator": "countcalc:make"}}
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(tmp_path), COUNT_LOG=str(log), COUNT_SLEEP="0.3")
+    proc = subprocess.Popen([sys.executable, "-m", "mlipflow", "run", str(path)], cwd=tmp_path, env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(1200):  # until 6 labels were computed (of 17 in iteration 0, in batches of 8)
+        if log.exists() and len(log.read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    first = [line.split()[1] for line in log.read_text().splitlines()]
+    labeled_at_kill = stores.frames.count_documents({"status": "labeled"})
+    assert 5 <= labeled_at_kill <= len(first) < 17
+    status = campaign_status(stores, "toy-kill-label")
+    assert status["state"] == "running" and status["next"].startswith("interrupted")
+
+    done = subprocess.run([sys.executable, "-m", "mlipflow", "resume", "toy-kill-label"], cwd=tmp_path,
+                          env={**env, "COUNT_SLEEP": "0"}, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = stores.campaigns.find_one({"_id": "toy-kill-label"})
+    assert doc["state"] == "max_iterations" and [it["iteration"] for it in doc["iterations"]] == [1, 2]
+    calls = [line.split()[1] for line in log.read_text().splitlines()]
+    second = calls[len(first):]
+    assert not set(second) & set(first[:labeled_at_kill])  # no finished label was computed again
+    assert len(calls) - (len(first) - labeled_at_kill) == 17 + 3  # one call per label, plus the one cut short
     assert stores.frames.count_documents({"status": "labeled"}) == 17 + 3

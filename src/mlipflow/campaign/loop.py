@@ -55,18 +55,21 @@ class CampaignMaker(Maker):
 
     def make(self) -> Flow:
         """Iteration 0 and the first exploration iteration (later ones are added as the loop decides)."""
-        cells = self.structures.make()
+        cells = _tag(self.structures.make(), 0, "structures")
         cells.name = "structures"
-        explore_cells = self.explore_structures.make()
+        explore_cells = _tag(self.explore_structures.make(), 0, "structures")
         explore_cells.name = "exploration structures"
-        labels0 = label_when_known(self.labeler, cells.output)
+        labels0 = _tag(label_when_known(self.labeler, cells.output, tags={"campaign": self.name, "iteration": 0}),
+                       0, "label")
         labels0.name = "label iteration 0"
-        version0 = self.versions.make([labels0.output], note=f"{self.name}: iteration 0")
-        committee0 = self.trainer.make(version0.output["version"])
-        start = start_campaign(self.name, self.spec)
+        version0 = _tag(self.versions.make([labels0.output], note=f"{self.name}: iteration 0"), 0, "dataset")
+        committee0 = _tag(self.trainer.make(version0.output["version"]), 0, "train")
+        start = _tag(start_campaign(self.name, self.spec), 0, "start")
         explore = self.exploration(1, committee0.output, version0.output, explore_cells.output["structures"],
                                    [labels0.output])
-        return Flow([start, cells, explore_cells, labels0, version0, committee0, explore], name=self.name)
+        flow = Flow([start, cells, explore_cells, labels0, version0, committee0, explore], name=self.name)
+        flow.update_metadata({"campaign": self.name})  # dynamic: every job the loop adds carries it too
+        return flow
 
     def exploration(self, iteration: int, committee: Any, version: Any, structures: Any,
                     label_summaries: list[Any]) -> Flow:
@@ -74,13 +77,25 @@ class CampaignMaker(Maker):
         factory = CalculatorFactory(COMMITTEE_FACTORY, {"model_id": committee["model_id"]})
         explorer = self.explorer.__class__(**{**self.explorer.__dict__, "calculator": factory,
                                               "name": f"explore iteration {iteration}"})
-        md = explorer.make(structures)
-        selection = self.selector.make(md.output)
+        md = _tag(explorer.make(structures), iteration, "explore")
+        selection = _tag(self.selector.make(md.output), iteration, "select")
         selection.name = f"select iteration {iteration}"
         decision = decide_iteration(self, iteration, selection.output, md.output, committee, version, structures,
                                     label_summaries)
+        # not dynamic: the jobs the decision adds belong to later stages and iterations
+        _tag(decision, iteration, "decide", dynamic=False)
         decision.name = f"decide iteration {iteration}"
         return Flow([md, selection, decision], name=f"{self.name} iteration {iteration}")
+
+
+#: the stages of an iteration in the order they run (``mlipflow status`` names the next one)
+STAGES = ("start", "structures", "label", "dataset", "train", "explore", "select", "decide", "pick")
+
+
+def _tag(obj: Any, iteration: int, stage: str, dynamic: bool = True) -> Any:
+    """Mark a job or flow (and, if dynamic, what it adds) with its iteration and stage, for status and reports."""
+    obj.update_metadata({"iteration": iteration, "stage": stage}, dynamic=dynamic)
+    return obj
 
 
 @job
@@ -101,7 +116,9 @@ def decide_iteration(maker: CampaignMaker, iteration: int, selection: Any, sampl
     from mlipflow.storage import get_stores
 
     selection, sampling = _plain(selection), _plain(sampling)
-    labels_so_far = sum(int((_plain(s).get("counts") or {}).get("labeled", 0)) for s in label_summaries)
+    # the campaign's labels: new ones and those a resumed or rerun labeling found already done
+    labels_so_far = sum(int(c.get("labeled", 0)) + int(c.get("reused", 0))
+                        for c in ((_plain(s).get("counts") or {}) for s in label_summaries))
     errors = (committee.get("errors") or {}).get("valid") or {}
     result = decide(maker.criteria, iteration=iteration, trust_report=selection.get("trust_report") or {},
                     labels_so_far=labels_so_far, errors=errors)
@@ -119,12 +136,13 @@ def decide_iteration(maker: CampaignMaker, iteration: int, selection: Any, sampl
         campaigns.update_one({"_id": maker.name}, {"$set": {
             "state": result["decision"], "committee": committee.get("model_id"), "dataset": version.get("version")}})
         return Response(output=record)
-    picked = picked_structures_job(selection, campaign=maker.name, iteration=iteration)
-    labels = label_when_known(maker.labeler, picked.output)
+    picked = _tag(picked_structures_job(selection, campaign=maker.name, iteration=iteration), iteration, "pick")
+    labels = _tag(label_when_known(maker.labeler, picked.output, tags={"campaign": maker.name,
+                                                                       "iteration": iteration}), iteration, "label")
     labels.name = f"label iteration {iteration}"
-    new_version = maker.versions.make([labels.output], parent=version["version"],
-                                      note=f"{maker.name}: iteration {iteration}")
-    new_committee = maker.trainer.make(new_version.output["version"])
+    new_version = _tag(maker.versions.make([labels.output], parent=version["version"],
+                                           note=f"{maker.name}: iteration {iteration}"), iteration, "dataset")
+    new_committee = _tag(maker.trainer.make(new_version.output["version"]), iteration, "train")
     nxt = maker.exploration(iteration + 1, new_committee.output, new_version.output, structures,
                             [*label_summaries, labels.output])
     return Response(output=record,

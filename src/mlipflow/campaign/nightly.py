@@ -168,10 +168,8 @@ def run_nightly(
 
 
 def _resume_local_campaigns(stores: Stores) -> list[str]:
-    """Resume campaigns that are ``running`` but have nothing queued on the LaunchPad."""
-    from mlipflow.campaign.loop import campaign_from_spec
-    from mlipflow.campaign.spec import CampaignSpec
-    from mlipflow.execution import run_locally
+    """Resume campaigns that are ``running`` with nothing queued on the LaunchPad and no live local runner."""
+    from mlipflow.campaign.runner import resume_campaign, runner_alive
 
     queued = stores.launchpad.fireworks.count_documents({"state": {"$in": ["READY", "WAITING", "RESERVED",
                                                                            "RUNNING"]}})
@@ -179,7 +177,10 @@ def _resume_local_campaigns(stores: Stores) -> list[str]:
         return []  # campaigns on the LaunchPad advance through their workers
     resumed = []
     for doc in stores.campaigns.find({"state": "running", "spec": {"$ne": None}}):
+        if runner_alive(doc) is not False:
+            logger.info("nightly: campaign %s is being run by %s; not resumed", doc["_id"], doc.get("runner"))
+            continue
         logger.info("nightly: resuming campaign %s", doc["_id"])
-        run_locally(campaign_from_spec(CampaignSpec(**doc["spec"])).make(), stores)
+        resume_campaign(stores, doc["_id"])
         resumed.append(doc["_id"])
     return resumed

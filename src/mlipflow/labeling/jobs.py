@@ -198,6 +198,12 @@ def frames_to_structures(
     return [f.structure for f in frames], [f.provenance for f in frames]
 
 
+def _as_dict(provenance: Provenance | dict[str, Any] | None) -> dict[str, Any]:
+    if provenance is None:
+        return {}
+    return provenance.model_dump(exclude_none=True) if isinstance(provenance, Provenance) else dict(provenance)
+
+
 @job
 def label_batch(
     labeler: Labeler,
@@ -206,12 +212,18 @@ def label_batch(
     max_attempts: int = 2,
     sanity_filter: SanityFilter | None = None,
     stale_after: float = 6 * 3600.0,
+    tags: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Job: label one batch (structures, or ids of stored frames); return a :class:`LabelSummary` dict."""
+    """Job: label one batch (structures, or ids of stored frames); return a :class:`LabelSummary` dict.
+
+    ``tags`` (e.g. ``{"campaign": "li2o", "iteration": 0}``) are added to every new frame's provenance.
+    """
     stores = get_stores()
     provenance = None
     if frame_ids:
         structures, provenance = frames_to_structures(stores, frame_ids)
+    if tags:
+        provenance = [{**_as_dict(p), **tags} for p in (provenance or [None] * len(structures or []))]
     summary = label_structures(
         structures or [],
         labeler,
@@ -260,7 +272,10 @@ class LabelMaker(Maker):
     batch_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def make(
-        self, structures: Sequence[Structure] | None = None, frame_ids: Sequence[str] | None = None
+        self,
+        structures: Sequence[Structure] | None = None,
+        frame_ids: Sequence[str] | None = None,
+        tags: dict[str, Any] | None = None,
     ) -> Flow:
         """Build the labeling flow.
 
@@ -270,6 +285,8 @@ class LabelMaker(Maker):
             Structures to label (with ``properties["provenance"]``), or
         frame_ids
             Ids of stored frames whose structures are to be labeled by this labeler.
+        tags
+            Provenance keys added to every frame (e.g. ``campaign`` and ``iteration``).
 
         Returns
         -------
@@ -293,6 +310,7 @@ class LabelMaker(Maker):
                 max_attempts=self.max_attempts,
                 sanity_filter=self.sanity_filter,
                 stale_after=self.stale_after,
+                tags=tags,
                 **kwargs,
             )
             batch.name = f"{self.name} batch {n}"
@@ -303,12 +321,13 @@ class LabelMaker(Maker):
 
 
 @job
-def label_when_known(maker: LabelMaker, structures: Sequence[Structure] | dict[str, Any]) -> Response:
+def label_when_known(maker: LabelMaker, structures: Sequence[Structure] | dict[str, Any],
+                     tags: dict[str, Any] | None = None) -> Response:
     """Replace this job by ``maker``'s labeling flow once the structures are known (dynamic batching).
 
     ``structures`` may be a list of structures or a document with a ``structures`` key (the output of
-    :class:`~mlipflow.structures.jobs.StructureSetMaker`).
+    :class:`~mlipflow.structures.jobs.StructureSetMaker`); ``tags`` go into every frame's provenance.
     """
     if isinstance(structures, dict):
         structures = structures["structures"]
-    return Response(replace=maker.make(structures=list(structures)))
+    return Response(replace=maker.make(structures=list(structures), tags=tags))

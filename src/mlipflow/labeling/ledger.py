@@ -31,6 +31,7 @@ from pymatgen.core import Structure
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from mlipflow._process import pid_alive
 from mlipflow.data import LabeledFrame, LabelerInfo, Provenance
 from mlipflow.data.frames import utcnow
 from mlipflow.labeling.base import LabelResult
@@ -50,16 +51,6 @@ def provenance_of(structure: Structure, **overrides: Any) -> Provenance:
     if "origin" not in raw:
         raw["origin"] = "generator" if raw.get("generator") else "unknown"
     return Provenance(**raw)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 @dataclass
@@ -162,7 +153,7 @@ class LabelLedger:
         if doc is None or doc.get("status") != "running":
             return None
         claim = doc.get("claim") or {}
-        if claim.get("host") != HOST or not claim.get("pid") or _pid_alive(int(claim["pid"])):
+        if claim.get("host") != HOST or not claim.get("pid") or pid_alive(int(claim["pid"])):
             return None
         logger.warning(
             "frame %s: taking over the claim of dead process %s on %s", frame_id, claim["pid"], HOST

@@ -2,6 +2,10 @@
 
 Jobs pass small documents out: per walker an :class:`~mlipflow.sampling.md.MDResult` with the trajectory id in
 the large-data store, never the frames themselves.
+
+A finished committee-MD job is recorded (:mod:`mlipflow.replay`) under a key of everything that determines it
+(calculator factory and its arguments, canonical structures, temperatures, settings with the seed, monitors,
+metadata), so that running the same job again (a resumed campaign) reuses the stored trajectories.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from jobflow import Job, Maker, job
 from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
+from mlipflow.data.hashing import structure_hash
 from mlipflow.errors import ConfigError
 from mlipflow.execution import Resource, set_resource
+from mlipflow.replay import finished_step, record_step, step_key
 from mlipflow.sampling.md import MDResult, MDSettings, TemperatureSchedule, run_walkers
 from mlipflow.sampling.monitors import Monitor
+from mlipflow.sampling.trajectory import TrajectoryStore
 from mlipflow.sampling.uncertainty import CalculatorFactory
-from mlipflow.storage import get_stores
+from mlipflow.storage import Stores, get_stores
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +47,18 @@ class SamplingSummary(BaseModel):
         return counts
 
 
+def _finished_sampling(stores: Stores, key: str | None) -> SamplingSummary | None:
+    """The recorded result of a finished run, if all its trajectories are still stored."""
+    result = finished_step(stores, key)
+    if result is None:
+        return None
+    summary = SamplingSummary(**result)
+    trajectories = TrajectoryStore(stores).collection
+    if any(trajectories.count_documents({"_id": t}) == 0 for t in summary.trajectory_ids):
+        return None
+    return summary
+
+
 @job
 def committee_md(
     structures: list[Structure],
@@ -49,13 +68,26 @@ def committee_md(
     monitors: list[Monitor] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> SamplingSummary:
-    """Job: run every structure at every temperature with the committee; trajectories go to the store."""
+    """Job: run every structure at every temperature with the committee; trajectories go to the store.
+
+    A run with the same inputs that already finished is not repeated: its stored result is returned.
+    """
     stores = get_stores()
+    key = step_key("committee_md", {
+        "calculator": [calculator.factory, calculator.kwargs], "structures": [structure_hash(s) for s in structures],
+        "temperatures": temperatures, "settings": settings.model_dump(mode="json"), "monitors": monitors,
+        "metadata": metadata or {}})
+    done = _finished_sampling(stores, key)
+    if done is not None:
+        logger.info("committee MD: reusing the finished run %s (%d walkers)", key, len(done.walkers))
+        return done
     committee = calculator.build()
     results = run_walkers(structures, temperatures, committee, settings, stores=stores, monitors=monitors,
                           metadata={"calculator": calculator.factory, **(metadata or {})})
     summary = SamplingSummary(walkers=results)
     logger.info("committee MD: %d walkers, stop reasons %s", len(results), summary.stop_reasons())
+    if not any(w.stop_reason.startswith("error") for w in results):  # a failed walker runs again on resume
+        record_step(stores, key, "committee_md", summary.model_dump(mode="json"))
     return summary
 
 

@@ -25,6 +25,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from mlipflow.data import LabeledFrame
 from mlipflow.errors import ConfigError
+from mlipflow.replay import finished_step, record_step, step_key
 from mlipflow.sampling.trajectory import TrajectoryStore
 from mlipflow.selection.dedup import Deduplicator
 from mlipflow.selection.descriptors import Descriptor, DescriptorCache, SoapDescriptor, frame_hash
@@ -316,9 +317,21 @@ def select_job(
                 ids += list(item.trajectory_ids)
     else:
         ids = list(sampling.trajectory_ids)
-    return select_frames(get_stores(), ids, trust=trust, descriptor=descriptor, method=method, budget=budget,
-                         budget_per_family=budget_per_family, seed=seed, dedup_distance=dedup_distance,
-                         cluster_kwargs=cluster_kwargs)
+    stores = get_stores()
+    # a selection that already finished on these trajectories is replayed, not redone: redone after its picks
+    # were labeled, dedup would drop them and pick others (a resumed campaign must follow the same path)
+    key = step_key("select", {"trajectories": ids, "trust": trust, "descriptor": descriptor, "method": method,
+                              "budget": budget, "budget_per_family": budget_per_family, "seed": seed,
+                              "dedup_distance": dedup_distance, "cluster_kwargs": cluster_kwargs})
+    done = finished_step(stores, key)
+    if done is not None:
+        logger.info("selection: replaying the finished selection %s", key)
+        return SelectionResult(**done)
+    result = select_frames(stores, ids, trust=trust, descriptor=descriptor, method=method, budget=budget,
+                           budget_per_family=budget_per_family, seed=seed, dedup_distance=dedup_distance,
+                           cluster_kwargs=cluster_kwargs)
+    record_step(stores, key, "select", result.model_dump(mode="json"))
+    return result
 
 
 @job

@@ -1,0 +1,106 @@
+"""What a campaign is doing: ``mlipflow status`` (and the nightly summary) read it from here.
+
+Every job of a campaign carries ``campaign``, ``iteration`` and ``stage`` in its metadata (jobflow copies
+metadata into the JobStore document of a finished job and into the firework spec of a submitted one), so
+the last finished stage and the queued work are found without any bookkeeping of our own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlipflow.campaign.runner import runner_alive
+from mlipflow.storage import Stores
+
+STOPPED = ("converged", "max_iterations", "label_budget")
+_FIRST = ("start", "structures", "label", "dataset", "train")
+_LATER = ("explore", "select", "decide", "pick", "label", "dataset", "train")
+_QUEUED = ("READY", "WAITING", "RESERVED", "RUNNING")
+
+
+def next_stage(iteration: int, stage: str) -> tuple[int, str]:
+    """The stage that follows ``stage`` of ``iteration`` (iteration 0 labels and trains; k >= 1 also explores)."""
+    order = _FIRST if iteration == 0 else _LATER
+    if stage not in order or stage == order[-1]:
+        return iteration + 1, "explore"
+    return iteration, order[order.index(stage) + 1]
+
+
+def _last_finished_job(stores: Stores, name: str) -> dict[str, Any] | None:
+    docs = list(stores.jobstore.query({"metadata.campaign": name, "metadata.stage": {"$exists": True}},
+                                      properties=["name", "metadata", "completed_at"],
+                                      sort={"completed_at": -1}, limit=1))
+    return docs[0] if docs else None
+
+
+def _fireworks(stores: Stores, name: str) -> tuple[dict[str, int], dict[str, int], list[dict[str, Any]]]:
+    fireworks = stores.launchpad.fireworks
+    by_state: dict[str, int] = {}
+    ready_by_category: dict[str, int] = {}
+    failed = []
+    for fw in fireworks.find({"spec.campaign": name}, {"state": 1, "name": 1, "fw_id": 1, "spec._category": 1}):
+        by_state[fw["state"]] = by_state.get(fw["state"], 0) + 1
+        if fw["state"] == "READY":
+            category = str(fw.get("spec", {}).get("_category") or "any")
+            ready_by_category[category] = ready_by_category.get(category, 0) + 1
+        if fw["state"] == "FIZZLED":
+            failed.append({"job": fw["name"], "fw_id": fw["fw_id"]})
+    return by_state, ready_by_category, failed
+
+
+def campaign_status(stores: Stores, name: str) -> dict[str, Any]:
+    """Status of one campaign as a plain document.
+
+    Keys: ``state``, ``runner`` (host/pid of a local run and whether it is alive), ``iteration`` and
+    ``stage`` (the last finished step), ``labels`` (frames by ledger status: labeled, running, pending,
+    failed, filtered), ``jobs`` (its fireworks by state, if submitted), ``by_family`` (accurate, candidate and
+    failed ratios of the latest exploration per structure family), ``errors`` (latest failed labels and
+    jobs), ``iterations`` (the stored per-iteration records) and ``next`` (what happens next, in words).
+    """
+    doc = stores.campaigns.find_one({"_id": name})
+    if doc is None:
+        return {"name": name, "state": None, "next": f"no campaign {name!r} in {stores.describe()}"}
+    state = doc.get("state")
+    labels: dict[str, int] = {}
+    for row in stores.frames.aggregate([{"$match": {"provenance.campaign": name}},
+                                        {"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
+        labels[str(row["_id"])] = int(row["n"])
+    errors = [{"frame": f["_id"], "iteration": (f.get("provenance") or {}).get("iteration"),
+               "reason": (f.get("failure") or "")[:200]}
+              for f in stores.frames.find({"provenance.campaign": name, "status": "failed"},
+                                          {"failure": 1, "provenance.iteration": 1}).limit(3)]
+    jobs, ready, failed_jobs = _fireworks(stores, name)
+    errors += failed_jobs[:3]
+    last = _last_finished_job(stores, name)
+    iteration = int(last["metadata"].get("iteration", 0)) if last else 0
+    stage = str(last["metadata"].get("stage")) if last else None
+    records = doc.get("iterations") or []
+    alive = runner_alive(doc)
+    if state in STOPPED:
+        nxt = f"nothing: the campaign stopped ({state}); `mlipflow report {name}` writes its report"
+    elif stage is None:
+        nxt = "starting: no step has finished yet"
+    else:
+        if stage == "decide" and records and records[-1]["iteration"] == iteration \
+                and records[-1]["decision"]["decision"] != "continue":
+            following = "nothing"
+        else:
+            k, step = next_stage(iteration, stage)
+            following = f"{step} (iteration {k})"
+        queued = sum(jobs.get(s, 0) for s in _QUEUED)
+        if queued:
+            waiting = ", ".join(f"{c}: {n}" for c, n in sorted(ready.items())) or "none"
+            nxt = (f"{queued} jobs on the LaunchPad ({jobs.get('RUNNING', 0)} running; ready by worker category: "
+                   f"{waiting}); next: {following}")
+        elif alive:
+            nxt = f"running in pid {doc['runner']['pid']}; next: {following}"
+        elif alive is None:
+            nxt = f"running on host {doc['runner']['host']}; next: {following}"
+        else:
+            nxt = f"interrupted; `mlipflow resume {name}` (or the nightly run) goes on with {following}"
+    return {
+        "name": name, "state": state, "runner": {**(doc.get("runner") or {}), "alive": alive},
+        "iteration": iteration, "stage": stage, "labels": labels, "jobs": jobs,
+        "by_family": records[-1].get("by_family", {}) if records else {},
+        "errors": errors, "iterations": records, "next": nxt,
+    }
