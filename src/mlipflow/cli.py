@@ -261,9 +261,18 @@ def worker(
     max_loops: Annotated[int, typer.Option(help="Polling loops (-1: stop when nothing is ready).")] = -1,
     sleep: Annotated[int, typer.Option(help="Seconds between polls.")] = 5,
 ) -> None:
-    """Run fireworks from the configured LaunchPad (FireWorks' rapidfire) on this machine."""
-    from mlipflow.execution import run_worker
+    """Run fireworks from the configured LaunchPad (FireWorks' rapidfire) on this machine.
 
+    On the embedded store, run one worker at a time: every access is serialised through one file lock, and
+    (bench/results/rapidfire.json) three workers take 8.6x longer per firework than one.  Many workers need
+    MongoDB (``MLIPFLOW_MONGODB_URI``).
+    """
+    from mlipflow.execution import run_worker
+    from mlipflow.settings import load_settings
+
+    if not load_settings().mongodb_uri:
+        console.print("[yellow]note:[/yellow] embedded store: one worker at a time is fastest here (workers "
+                      "share one file lock); use MongoDB (MLIPFLOW_MONGODB_URI) for many workers")
     run_worker(category=category, nlaunches=nlaunches, max_loops=max_loops, sleep_time=sleep)
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +17,6 @@ from mlipflow.campaign.loop import campaign_from_spec
 from mlipflow.campaign.spec import CampaignSpec, load_campaign
 from mlipflow.campaign.status import campaign_status, next_stage
 from mlipflow.errors import ConfigError
-from mlipflow.execution import run_locally
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "flows" / "campaign_toy.yaml").read_text())
 
@@ -106,39 +110,6 @@ def test_campaign_through_fireworks_with_cpu_and_gpu_workers(stores, tmp_path, m
     assert any("train" in n for n in gpu_names) and any("explore" in n for n in gpu_names)
 
 
-@pytest.mark.slow
-def test_campaign_killed_during_training_resumes_without_repeating_labels(stores, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    path = tmp_path / "toy.yaml"
-    path.write_text(yaml.safe_dump({**SPEC, "name": "toy-kill"}, sort_keys=False))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "mlipflow", "run", str(path)], cwd=tmp_path, env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    training = stores.settings.home / "training"
-    for _ in range(600):  # wait until iteration 0's labels are done and a committee member is training
-        if training.exists() and any(training.iterdir()):
-            break
-        time.sleep(0.2)
-    time.sleep(3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(30)
-    labeled_before = stores.frames.count_documents({"status": "labeled"})
-    assert labeled_before == 17 and stores.campaigns.find_one({"_id": "toy-kill"})["state"] == "running"
-
-    done = subprocess.run([sys.executable, "-m", "mlipflow", "resume", "toy-kill"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert stores.campaigns.find_one({"_id": "toy-kill"})["state"] == "max_iterations"
-    attempts = [d.get("attempts", 0) for d in stores.frames.find({}, {"attempts": 1})]
-    assert max(attempts) == 1  # no frame was labeled twice
-    assert stores.frames.count_documents({"status": "labeled"}) == 17 + 3
-
-
 COUNTING_CALCULATOR = """
 import hashlib, os, time
 import numpy as np
@@ -157,42 +128,66 @@ def make(**kwargs):
 """
 
 
-def test_campaign_killed_during_labeling_resumes_with_no_repeated_label_call(stores, tmp_path):
-    """SIGKILL while iteration 0 is being labeled; ``mlipflow resume`` ends where an uninterrupted run ends,
-    and the surrogate (which counts its calls in a file) is never called again for a finished label."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+def _kill_then_resume(stores, tmp_path, name: str, killed_when, sleep: float = 0.0):
+    """Run the toy campaign ``name`` with ``mlipflow run`` (the surrogate logs every call), SIGKILL it as soon
+    as ``killed_when(calls_so_far)`` holds, check what status says, then ``mlipflow resume`` it.
 
+    Returns the surrogate calls (structure keys) before the kill, the labels stored at the kill, and all calls.
+    """
     (tmp_path / "countcalc.py").write_text(COUNTING_CALCULATOR)
     log = tmp_path / "calls.log"
-    spec = {**SPEC, "name": "toy-kill-label", "labeler": {**SPEC["labeler"], "calculator": "countcalc:make"}}
+    spec = {**SPEC, "name": name, "labeler": {**SPEC["labeler"], "calculator": "countcalc:make"}}
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(tmp_path), COUNT_LOG=str(log), COUNT_SLEEP="0.3")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(tmp_path), COUNT_LOG=str(log),
+               COUNT_SLEEP=str(sleep), COLUMNS="250")
     proc = subprocess.Popen([sys.executable, "-m", "mlipflow", "run", str(path)], cwd=tmp_path, env=env,
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(1200):  # until 6 labels were computed (of 17 in iteration 0, in batches of 8)
-        if log.exists() and len(log.read_text().splitlines()) >= 6:
+    for _ in range(3000):
+        calls = log.read_text().splitlines() if log.exists() else []
+        if killed_when(calls):
             break
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
     first = [line.split()[1] for line in log.read_text().splitlines()]
     labeled_at_kill = stores.frames.count_documents({"status": "labeled"})
-    assert 5 <= labeled_at_kill <= len(first) < 17
-    status = campaign_status(stores, "toy-kill-label")
+    status = campaign_status(stores, name)
     assert status["state"] == "running" and status["next"].startswith("interrupted")
+    shown = subprocess.run([sys.executable, "-m", "mlipflow", "status", name], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120).stdout
+    assert f"labels: labeled {labeled_at_kill}," in shown and f"next: interrupted; `mlipflow resume {name}`" in shown
 
-    done = subprocess.run([sys.executable, "-m", "mlipflow", "resume", "toy-kill-label"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "mlipflow", "resume", name], cwd=tmp_path,
                           env={**env, "COUNT_SLEEP": "0"}, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    doc = stores.campaigns.find_one({"_id": "toy-kill-label"})
+    doc = stores.campaigns.find_one({"_id": name})
     assert doc["state"] == "max_iterations" and [it["iteration"] for it in doc["iterations"]] == [1, 2]
+    assert stores.frames.count_documents({"status": "labeled"}) == 17 + 3  # as many as an uninterrupted run
+    assert max(d.get("attempts", 0) for d in stores.frames.find({}, {"attempts": 1})) == 1
     calls = [line.split()[1] for line in log.read_text().splitlines()]
-    second = calls[len(first):]
-    assert not set(second) & set(first[:labeled_at_kill])  # no finished label was computed again
+    assert not set(calls[len(first):]) & set(first[:labeled_at_kill])  # no finished label computed again
+    return first, labeled_at_kill, calls
+
+
+def test_campaign_killed_during_labeling_resumes_with_no_repeated_label_call(stores, tmp_path):
+    """SIGKILL after 6 of iteration 0's 17 labels (batches of 8); the resumed campaign ends where an
+    uninterrupted one ends, and only the label cut short by the kill is computed a second time."""
+    first, labeled_at_kill, calls = _kill_then_resume(stores, tmp_path, "toy-kill-label",
+                                                      lambda calls: len(calls) >= 6, sleep=0.3)
+    assert 5 <= labeled_at_kill <= len(first) < 17
     assert len(calls) - (len(first) - labeled_at_kill) == 17 + 3  # one call per label, plus the one cut short
-    assert stores.frames.count_documents({"status": "labeled"}) == 17 + 3
+    status = campaign_status(stores, "toy-kill-label")
+    assert status["labels"] == {"labeled": 20}
+
+
+def test_campaign_killed_during_training_resumes_with_no_repeated_label_call(stores, tmp_path):
+    """SIGKILL while iteration 0's committee trains; the resume computes only iteration 1's 3 new labels."""
+    training = stores.settings.home / "training"
+
+    def training_started(calls):
+        return len(calls) >= 17 and training.exists() and any(training.iterdir())
+
+    first, labeled_at_kill, calls = _kill_then_resume(stores, tmp_path, "toy-kill-train", training_started)
+    assert labeled_at_kill == len(first) == 17
+    assert len(calls) == 17 + 3

@@ -59,8 +59,8 @@ class CampaignMaker(Maker):
         cells.name = "structures"
         explore_cells = _tag(self.explore_structures.make(), 0, "structures")
         explore_cells.name = "exploration structures"
-        labels0 = _tag(label_when_known(self.labeler, cells.output, tags={"campaign": self.name, "iteration": 0}),
-                       0, "label")
+        labels0 = _plans(_tag(label_when_known(self.labeler, cells.output,
+                                               tags={"campaign": self.name, "iteration": 0}), 0, "label"))
         labels0.name = "label iteration 0"
         version0 = _tag(self.versions.make([labels0.output], note=f"{self.name}: iteration 0"), 0, "dataset")
         committee0 = _tag(self.trainer.make(version0.output["version"]), 0, "train")
@@ -86,6 +86,16 @@ class CampaignMaker(Maker):
         _tag(decision, iteration, "decide", dynamic=False)
         decision.name = f"decide iteration {iteration}"
         return Flow([md, selection, decision], name=f"{self.name} iteration {iteration}")
+
+
+def _plans(wrapper: Any) -> Any:
+    """Mark a job that only plans its stage (it replaces itself by the stage's jobs).
+
+    jobflow gives the replacement's last job, ``store_inputs``, the wrapper's metadata, so a finished
+    ``plans`` job named ``store_inputs`` means the whole stage finished, and the wrapper itself means nothing.
+    """
+    wrapper.metadata["plans"] = True
+    return wrapper
 
 
 #: the stages of an iteration in the order they run (``mlipflow status`` names the next one)
@@ -137,8 +147,9 @@ def decide_iteration(maker: CampaignMaker, iteration: int, selection: Any, sampl
             "state": result["decision"], "committee": committee.get("model_id"), "dataset": version.get("version")}})
         return Response(output=record)
     picked = _tag(picked_structures_job(selection, campaign=maker.name, iteration=iteration), iteration, "pick")
-    labels = _tag(label_when_known(maker.labeler, picked.output, tags={"campaign": maker.name,
-                                                                       "iteration": iteration}), iteration, "label")
+    labels = _plans(_tag(label_when_known(maker.labeler, picked.output, tags={"campaign": maker.name,
+                                                                              "iteration": iteration}),
+                         iteration, "label"))
     labels.name = f"label iteration {iteration}"
     new_version = _tag(maker.versions.make([labels.output], parent=version["version"],
                                            note=f"{maker.name}: iteration {iteration}"), iteration, "dataset")

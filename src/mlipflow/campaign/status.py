@@ -27,10 +27,12 @@ def next_stage(iteration: int, stage: str) -> tuple[int, str]:
 
 
 def _last_finished_job(stores: Stores, name: str) -> dict[str, Any] | None:
-    docs = list(stores.jobstore.query({"metadata.campaign": name, "metadata.stage": {"$exists": True}},
-                                      properties=["name", "metadata", "completed_at"],
-                                      sort={"completed_at": -1}, limit=1))
-    return docs[0] if docs else None
+    docs = stores.jobstore.query({"metadata.campaign": name, "metadata.stage": {"$exists": True}},
+                                 properties=["name", "metadata", "completed_at"], sort={"completed_at": -1})
+    for doc in docs:  # a job that only planned its stage (see campaign.loop._plans) says nothing
+        if not doc["metadata"].get("plans") or doc["name"] == "store_inputs":
+            return doc
+    return None
 
 
 def _fireworks(stores: Stores, name: str) -> tuple[dict[str, int], dict[str, int], list[dict[str, Any]]]:
