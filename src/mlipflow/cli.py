@@ -263,16 +263,18 @@ def worker(
 ) -> None:
     """Run fireworks from the configured LaunchPad (FireWorks' rapidfire) on this machine.
 
-    On the embedded store, run one worker at a time: every access is serialised through one file lock, and
-    (bench/results/rapidfire.json) three workers take 8.6x longer per firework than one.  Many workers need
-    MongoDB (``MLIPFLOW_MONGODB_URI``).
+    On the embedded store, workers share one file lock: the store's own work is serialised (measured in
+    bench/results/rapidfire.json: 20 trivial fireworks/s with one worker, 15/s in total with three), so
+    several workers pay off only for jobs that take seconds (labeling, MD, training).  Many workers, or
+    workers on several machines, need MongoDB (``MLIPFLOW_MONGODB_URI``).
     """
     from mlipflow.execution import run_worker
     from mlipflow.settings import load_settings
 
     if not load_settings().mongodb_uri:
-        console.print("[yellow]note:[/yellow] embedded store: one worker at a time is fastest here (workers "
-                      "share one file lock); use MongoDB (MLIPFLOW_MONGODB_URI) for many workers")
+        console.print("[yellow]note:[/yellow] embedded store: workers share one file lock (at most about "
+                      "20 trivial fireworks/s in total, however many workers); use MongoDB (MLIPFLOW_MONGODB_URI) for "
+                      "many workers or several machines")
     run_worker(category=category, nlaunches=nlaunches, max_loops=max_loops, sleep_time=sleep)
 
 

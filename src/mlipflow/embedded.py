@@ -29,10 +29,16 @@ from typing import Any, ClassVar
 
 from litemongo import client as _lm_client
 from litemongo import sqlite_store as _lm_sqlite
+from litemongo._vendor.mongomock import indexing as _mm_indexing
 from litemongo._vendor.mongomock.collection import Collection as _MockCollection
 from litemongo._vendor.mongomock.database import Database as _MockDatabase
 
 __all__ = ["EmbeddedMongoClient", "StoreLock", "enable_embedded_gridfs"]
+
+#: the change-log table of every collection file (document ids written, in commit order)
+CHANGES = "mlipflow_changes"
+#: changes kept in the log once it is pruned
+CHANGES_KEPT = 20000
 
 
 class StoreLock:
@@ -165,6 +171,70 @@ class _SharedConnectionCollectionStore(_lm_sqlite.CollectionStore):
             table._cur = cursor
         self._connection, self._cur = connection, cursor
         old.close()
+        with connection:  # the change log that keeps other processes' query indexes incremental
+            connection.execute(f"CREATE TABLE IF NOT EXISTS {CHANGES}(seq INTEGER PRIMARY KEY AUTOINCREMENT, id)")
+            for event, row in (("INSERT", "new"), ("UPDATE", "new"), ("DELETE", "old")):
+                connection.execute(
+                    f"CREATE TRIGGER IF NOT EXISTS {CHANGES}_{event.lower()} AFTER {event} ON {self.DOCUMENTS} "
+                    f"BEGIN INSERT INTO {CHANGES}(id) VALUES ({row}._id); END"
+                )
+        self._seen_change = None
+
+    def _last_change(self) -> int:
+        return self._connection.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {CHANGES}").fetchone()[0]
+
+    def _get_query_index(self) -> Any:
+        """The query index, brought up to date with other processes' writes by replaying the change log.
+
+        litemongo rebuilds the whole index (decoding every document) whenever another connection has
+        committed; with several FireWorks workers that is every query.  Here only the documents that
+        changed since this process last looked are re-read.  The log is pruned by whoever sees it grow
+        past ``CHANGES_KEPT``; a reader that fell behind the pruned part rebuilds in full.
+        """
+        data_version = self._connection.execute("PRAGMA data_version").fetchone()[0]
+        if self._query_index is not None and self._seen_change is not None and data_version != self._data_version:
+            first = self._connection.execute(f"SELECT MIN(seq) FROM {CHANGES}").fetchone()[0]
+            if first is not None and first > self._seen_change + 1:
+                self._query_index = None  # pruned past what this process has seen
+            else:
+                rows = self._connection.execute(
+                    f"SELECT seq, id FROM {CHANGES} WHERE seq > ? ORDER BY seq", (self._seen_change,)
+                ).fetchall()
+                changed = list(dict.fromkeys(key for _, key in rows))
+                if rows:
+                    self._seen_change = rows[-1][0]
+                found = dict(self._documents_by_key(changed))
+                for key in changed:
+                    if key in found:
+                        self._query_index.add(key, found[key])
+                    else:
+                        self._query_index.remove(key)
+                if self._seen_change - (first or 0) > 2 * CHANGES_KEPT:
+                    with self._connection:
+                        self._connection.execute(f"DELETE FROM {CHANGES} WHERE seq <= ?",
+                                                 (self._seen_change - CHANGES_KEPT,))
+        self._data_version = data_version
+        if self._query_index is None:
+            self._seen_change = self._last_change()
+            self._query_index = _mm_indexing.CollectionIndexes()
+            self._query_index.set_paths(_mm_indexing.index_paths(self.indexes.values()), ())
+            for key, doc in self._iter_items():
+                self._query_index.add(key, doc)
+        else:
+            self._query_index.set_paths(_mm_indexing.index_paths(self.indexes.values()), self._iter_items())
+        return self._query_index
+
+    def _documents_by_key(self, keys: list[Any]) -> list[tuple[Any, dict]]:
+        out = []
+        table = self._documents
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, doc in self._connection.execute(
+                f"SELECT {table.ID}, {table.DOC} FROM {self.DOCUMENTS} WHERE {table.ID} IN ({marks})", chunk
+            ):
+                out.append((key, table._decode_doc(doc)))
+        return out
 
 
 class _SharedConnectionDatabaseStore(_lm_sqlite.DatabaseStore):

@@ -66,3 +66,31 @@ def test_threads_share_a_client(tmp_path):
         t.join()
     assert not errors
     assert coll.count_documents({}) == 200
+
+
+def test_query_index_follows_other_clients_writes(tmp_path, monkeypatch):
+    """Indexed queries see inserts, updates and deletes of another connection (incremental change log),
+    also after the log was pruned past what a reader had seen (it then rebuilds in full)."""
+    import mlipflow.embedded as embedded
+
+    a = EmbeddedMongoClient(tmp_path / "s")["db"].c
+    b = EmbeddedMongoClient(tmp_path / "s")["db"].c
+    a.create_index("state")
+    a.insert_many([{"_id": i, "state": "READY"} for i in range(50)])
+    assert a.count_documents({"state": "READY"}) == 50  # builds a's index
+    b.update_many({"_id": {"$lt": 10}}, {"$set": {"state": "RUNNING"}})
+    b.delete_one({"_id": 49})
+    b.insert_one({"_id": 100, "state": "READY"})
+    assert a.count_documents({"state": "READY"}) == 40
+    assert sorted(d["_id"] for d in a.find({"state": "RUNNING"})) == list(range(10))
+    assert a.find_one({"_id": 49}) is None and a.find_one({"state": "READY", "_id": 100})
+    c = EmbeddedMongoClient(tmp_path / "s")["db"].c
+    assert c.count_documents({"state": "READY"}) == 40  # c builds its index, then looks away
+    monkeypatch.setattr(embedded, "CHANGES_KEPT", 5)
+    for i in range(30):  # a and b write in turns and read each other's changes; the log gets pruned
+        b.update_one({"_id": 20 + i % 5}, {"$set": {"state": f"S{i}"}})
+        a.update_one({"_id": 0}, {"$set": {"n": i}})
+        b.count_documents({"state": "READY"})
+    log = b.database.client._store[b.database.name][b.name]._connection  # the collection file of b
+    assert log.execute(f"SELECT COUNT(*) FROM {embedded.CHANGES}").fetchone()[0] < 30
+    assert c.count_documents({"state": "S29"}) == 1 and c.count_documents({"state": "READY"}) == 35
