@@ -18,6 +18,6 @@ if [ ${#need[@]} -gt 0 ]; then
     || echo "[setup] apt-get install ${need[*]} failed; the tests that need them will skip"
 fi
 if command -v cp2k.psmp >/dev/null 2>&1; then
-  bash scripts/setup_cp2k.sh >/dev/null || echo "[setup] CP2K data directory not generated; CP2K tests will skip"
+  PYTHON="${MLIPFLOW_VENV:-.venv}/bin/python" bash scripts/setup_cp2k.sh >/dev/null || echo "[setup] CP2K data directory not generated; CP2K tests will skip"
 fi
 exit 0

@@ -52,6 +52,8 @@ def test_lost_run_of_a_killed_worker_is_detected_and_rerun(stores, tmp_path):
     os.killpg(worker.pid, signal.SIGKILL)  # the worker and its running job, as when a node dies
     worker.wait(30)
     assert lp.get_fw_by_id(1).state == "RUNNING"  # FireWorks cannot know yet
+    # as if the kill came while the worker held FireWorks' workflow lock (a real race: it once hung this test)
+    lp.workflows.update_one({"nodes": 1}, {"$set": {"locked": True}})
     time.sleep(2)
     summary = run_nightly(stores, expiration_secs=1)
     assert summary["lost_runs_rerun"] == [1]

@@ -124,6 +124,13 @@ def run_nightly(
         last_path = out_dir / "last.json"
         before = json.loads(last_path.read_text())["after"] if last_path.exists() else None
         lp = stores.launchpad
+        # a worker killed inside FireWorks' workflow lock (held for milliseconds around each state change)
+        # leaves its workflow locked; FireWorks would wait WFLOCK_EXPIRATION_SECS and then refuse.  The
+        # workflow of a lost run has no live writer, so its lock is released first.
+        _, lost_fws, _ = lp.detect_lostruns(expiration_secs=expiration_secs)
+        stale = lp.workflows.update_many({"nodes": {"$in": lost_fws}, "locked": True}, {"$unset": {"locked": ""}})
+        if stale.modified_count:
+            logger.warning("nightly: released %d workflow lock(s) left by lost runs", stale.modified_count)
         lost_launches, lost_fws, _ = lp.detect_lostruns(expiration_secs=expiration_secs, rerun=True)
         rerun, kept_failed = [], []
         for fw in lp.fireworks.find({"state": "FIZZLED"}, {"fw_id": 1, "launches": 1, "archived_launches": 1}):
