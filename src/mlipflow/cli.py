@@ -59,6 +59,10 @@ def _root(
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+    # mlipflow and jobflow print through their own handlers; a library that logs through the root logger
+    # (``logging.warning(...)``) gives the root a handler too, and every line would then print twice
+    for name in ("mlipflow", "jobflow"):
+        logging.getLogger(name).propagate = False
 
 
 # --------------------------------------------------------------------------------------------- init
