@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from fireworks import Firework, ScriptTask
 
@@ -58,3 +59,27 @@ def test_lost_run_of_a_killed_worker_is_detected_and_rerun(stores, tmp_path):
     summary = run_nightly(stores, expiration_secs=1)
     assert summary["lost_runs_rerun"] == [1]
     assert lp.get_fw_by_id(1).state == "READY"
+
+
+def test_a_campaign_run_by_a_live_process_is_neither_resumed_nor_run_twice(stores):
+    import socket
+
+    import pytest
+    import yaml
+
+    from mlipflow.campaign.runner import run_campaign
+    from mlipflow.campaign.spec import CampaignSpec
+    from mlipflow.errors import ConfigError
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "flows" / "campaign_toy.yaml").read_text())
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the live runner
+    try:
+        stores.campaigns.insert_one({"_id": "toy", "state": "running", "spec": spec, "iterations": [],
+                                     "runner": {"host": socket.gethostname(), "pid": other.pid}})
+        summary = run_nightly(stores)
+        assert summary["campaigns_resumed"] == []
+        with pytest.raises(ConfigError, match=f"already running here \\(pid {other.pid}\\)"):
+            run_campaign(stores, CampaignSpec(**spec))
+    finally:
+        other.kill()
+        other.wait()
