@@ -19,6 +19,8 @@ from mlipflow.campaign.status import campaign_status, next_stage
 from mlipflow.errors import ConfigError
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "flows" / "campaign_toy.yaml").read_text())
+#: labels of iteration 0 in the toy campaign: 17 Li2O cells and the isolated Li and O atoms (E0s)
+FIRST = 17 + 2
 
 
 def test_typo_in_campaign_file_names_key_and_line(tmp_path):
@@ -68,9 +70,13 @@ def test_two_iteration_campaign_runs_and_stops_for_a_stated_reason(stores, tmp_p
     assert second["dataset"] != first["dataset"]
     picked = stores.frames.count_documents({"provenance.campaign": "toy", "provenance.iteration": 1})
     assert picked == 3
+    version = stores.datasets.find_one({"_id": first["dataset"]})
+    assert set(version["isolated_atoms"]) == {"Li", "O"}  # not training frames: the E0s
+    trained = stores.models.find_one({"dataset_version": first["dataset"]})
+    assert trained["e0s_source"] == "isolated-atom labels"
 
     status = campaign_status(stores, "toy")
-    assert status["labels"] == {"labeled": 17 + 3}  # iteration 0's cells and iteration 1's picks
+    assert status["labels"] == {"labeled": FIRST + 3}  # iteration 0's cells and atoms, iteration 1's picks
     assert (status["iteration"], status["stage"]) == (2, "decide")
     assert status["next"].startswith("nothing: the campaign stopped (max_iterations)")
     assert set(status["by_family"]) == {"rattled"}
@@ -105,7 +111,7 @@ def test_campaign_through_fireworks_with_cpu_and_gpu_workers(stores, tmp_path, m
     assert doc["state"] == "max_iterations" and len(doc["iterations"]) == 2
     status = campaign_status(stores, "toy-fw")
     assert status["jobs"] == {"COMPLETED": lp.fireworks.count_documents({})}  # every firework is the campaign's
-    assert status["labels"] == {"labeled": 20}
+    assert status["labels"] == {"labeled": FIRST + 3}
     gpu_names = {fw["name"] for fw in lp.fireworks.find({"spec._category": "gpu"}, {"name": 1})}
     assert any("train" in n for n in gpu_names) and any("explore" in n for n in gpu_names)
 
@@ -163,7 +169,7 @@ def _kill_then_resume(stores, tmp_path, name: str, killed_when, sleep: float = 0
     assert done.returncode == 0, done.stderr[-2000:]
     doc = stores.campaigns.find_one({"_id": name})
     assert doc["state"] == "max_iterations" and [it["iteration"] for it in doc["iterations"]] == [1, 2]
-    assert stores.frames.count_documents({"status": "labeled"}) == 17 + 3  # as many as an uninterrupted run
+    assert stores.frames.count_documents({"status": "labeled"}) == FIRST + 3  # as many as an uninterrupted run
     assert max(d.get("attempts", 0) for d in stores.frames.find({}, {"attempts": 1})) == 1
     calls = [line.split()[1] for line in log.read_text().splitlines()]
     assert not set(calls[len(first):]) & set(first[:labeled_at_kill])  # no finished label computed again
@@ -171,14 +177,14 @@ def _kill_then_resume(stores, tmp_path, name: str, killed_when, sleep: float = 0
 
 
 def test_campaign_killed_during_labeling_resumes_with_no_repeated_label_call(stores, tmp_path):
-    """SIGKILL after 6 of iteration 0's 17 labels (batches of 8); the resumed campaign ends where an
+    """SIGKILL after 6 of iteration 0's 19 labels (batches of 8); the resumed campaign ends where an
     uninterrupted one ends, and only the label cut short by the kill is computed a second time."""
     first, labeled_at_kill, calls = _kill_then_resume(stores, tmp_path, "toy-kill-label",
                                                       lambda calls: len(calls) >= 6, sleep=0.3)
-    assert 5 <= labeled_at_kill <= len(first) < 17
-    assert len(calls) - (len(first) - labeled_at_kill) == 17 + 3  # one call per label, plus the one cut short
+    assert 5 <= labeled_at_kill <= len(first) < FIRST
+    assert len(calls) - (len(first) - labeled_at_kill) == FIRST + 3  # one call per label, plus the one cut short
     status = campaign_status(stores, "toy-kill-label")
-    assert status["labels"] == {"labeled": 20}
+    assert status["labels"] == {"labeled": FIRST + 3}
 
 
 def test_campaign_killed_during_training_resumes_with_no_repeated_label_call(stores, tmp_path):
@@ -186,8 +192,8 @@ def test_campaign_killed_during_training_resumes_with_no_repeated_label_call(sto
     training = stores.settings.home / "training"
 
     def training_started(calls):
-        return len(calls) >= 17 and training.exists() and any(training.iterdir())
+        return len(calls) >= FIRST and training.exists() and any(training.iterdir())
 
     first, labeled_at_kill, calls = _kill_then_resume(stores, tmp_path, "toy-kill-train", training_started)
-    assert labeled_at_kill == len(first) == 17
-    assert len(calls) == 17 + 3
+    assert labeled_at_kill == len(first) == FIRST
+    assert len(calls) == FIRST + 3

@@ -72,3 +72,23 @@ def test_structure_hash_tolerates_site_order_and_wrapping(lj_li_images):
     moved = s.copy()
     moved.translate_sites([0], [0.01, 0, 0], frac_coords=False)
     assert structure_hash(moved) != structure_hash(s)
+
+
+def test_isolated_atom_labels_become_the_versions_e0s_not_training_frames(stores, tmp_path, lj_li_images):
+    from mlipflow.data.jobs import freeze_version
+    from mlipflow.structures.bulk import isolated_atoms
+
+    dataset = Dataset(stores)
+    cells = _import(stores, tmp_path, lj_li_images(4))
+    (atom,) = isolated_atoms(["Li"], box=12.0)
+    assert atom.properties["provenance"]["config_type"] == "IsolatedAtom" and atom.lattice.a == 12.0
+    frame = LabeledFrame(structure=atom, labeler=LJ, energy=-0.25, forces=[[0.0, 0.0, 0.0]], status="labeled",
+                         provenance=atom.properties["provenance"])
+    dataset.add_frames([frame])
+    out = freeze_version.original("li", [{"frame_ids": [*cells.inserted, frame.content_hash]}])
+    version = dataset.get_version(out["version"])
+    assert version.size == 4 and frame.content_hash not in dataset.manifest(version.id)
+    assert version.isolated_atoms == {"Li": frame.content_hash}
+    more = _import(stores, tmp_path, lj_li_images(2, seed=5), name="more.xyz")
+    child = dataset.create_version("li", parent=version.id, frame_ids=more.inserted)
+    assert child.isolated_atoms == version.isolated_atoms  # inherited

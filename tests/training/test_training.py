@@ -79,6 +79,9 @@ def test_e0s_from_labeler_else_least_squares():
     counts = np.array([[f.structure.composition["Li"], f.structure.composition["O"]] for f in frames])
     residual = counts @ np.array([e0s["Li"], e0s["O"]]) - np.array([f.energy for f in frames])
     assert np.abs(residual).max() / counts.sum(axis=1).min() < 1.0  # eV/atom: a sane fit
+    isolated = {"Li": -0.5, "O": -2.0}  # the labeler's own isolated-atom labels come before a fit
+    assert resolve_e0s(frames, unknown, isolated=isolated) == (isolated, "isolated-atom labels")
+    assert resolve_e0s(frames, unknown, isolated={"Li": -0.5})[1] == "least-squares"  # O missing
 
 
 class _KilledError(Exception):

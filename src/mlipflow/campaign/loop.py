@@ -20,6 +20,7 @@ from typing import Any
 
 from jobflow import Flow, Maker, Response, job
 from monty.json import MontyEncoder
+from pymatgen.core import Structure
 
 from mlipflow.campaign.convergence import ConvergenceCriteria, decide
 from mlipflow.campaign.spec import CampaignSpec
@@ -51,6 +52,7 @@ class CampaignMaker(Maker):
     explorer: CommitteeMDMaker = field(default_factory=CommitteeMDMaker)
     selector: SelectorMaker = field(default_factory=SelectorMaker)
     criteria: ConvergenceCriteria = field(default_factory=ConvergenceCriteria)
+    isolated_atoms: list[Structure] = field(default_factory=list)
     spec: dict[str, Any] | None = None
 
     def make(self) -> Flow:
@@ -62,12 +64,19 @@ class CampaignMaker(Maker):
         labels0 = _plans(_tag(label_when_known(self.labeler, cells.output,
                                                tags={"campaign": self.name, "iteration": 0}), 0, "label"))
         labels0.name = "label iteration 0"
-        version0 = _tag(self.versions.make([labels0.output], note=f"{self.name}: iteration 0"), 0, "dataset")
+        jobs, summaries = [labels0], [labels0.output]
+        if self.isolated_atoms:  # their labels are the E0s of every dataset version of the campaign
+            isolated = _plans(_tag(label_when_known(self.labeler, self.isolated_atoms,
+                                                    tags={"campaign": self.name, "iteration": 0}), 0, "label"))
+            isolated.name = "label isolated atoms"
+            jobs.append(isolated)
+            summaries.append(isolated.output)
+        version0 = _tag(self.versions.make(summaries, note=f"{self.name}: iteration 0"), 0, "dataset")
         committee0 = _tag(self.trainer.make(version0.output["version"]), 0, "train")
         start = _tag(start_campaign(self.name, self.spec), 0, "start")
         explore = self.exploration(1, committee0.output, version0.output, explore_cells.output["structures"],
-                                   [labels0.output])
-        flow = Flow([start, cells, explore_cells, labels0, version0, committee0, explore], name=self.name)
+                                   summaries)
+        flow = Flow([start, cells, explore_cells, *jobs, version0, committee0, explore], name=self.name)
         flow.update_metadata({"campaign": self.name})  # dynamic: every job the loop adds carries it too
         return flow
 
@@ -166,6 +175,7 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
     from mlipflow.sampling.md import MDSettings
     from mlipflow.selection.descriptors import SoapDescriptor
     from mlipflow.selection.uncertainty import TrustWindow, TrustWindowSelector
+    from mlipflow.structures.bulk import isolated_atoms
     from mlipflow.structures.structure_set import load_spec
     from mlipflow.training.hyperparams import MaceHyperParams
     from mlipflow.training.jobs import MaceTrainMaker
@@ -205,6 +215,8 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
             descriptor=SoapDescriptor(species=elements, r_cut=spec.selection.soap_cutoff, n_max=4, l_max=3),
             method=spec.selection.method, budget=spec.selection.budget, seed=spec.seed),
         criteria=spec.convergence,
+        isolated_atoms=isolated_atoms(elements, box=spec.labeler.isolated_atom_box) if spec.labeler.isolated_atoms
+        else [],
         spec=spec.model_dump(mode="json"),
     )
     return maker

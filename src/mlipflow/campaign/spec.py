@@ -26,6 +26,8 @@ class LabelerSpec(_Spec):
     settings: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the labeler")
     batch_size: int = Field(20, ge=1)
     max_attempts: int = Field(2, ge=1)
+    isolated_atoms: bool = Field(True, description="label one atom of each element in a box for the E0s of MACE")
+    isolated_atom_box: float = Field(15.0, gt=0, description="edge of the isolated atoms' cubic box (Å)")
 
 
 class TrainerSpec(_Spec):

@@ -50,6 +50,9 @@ class DatasetVersion(BaseModel):
         Frames per split.
     config_types, labelers
         Frames per MACE config type and per labeler (``name version (kind)``).
+    isolated_atoms
+        Element -> id of its isolated-atom frame, labeled by the same labeler: the E0s of training.  These
+        frames are not in the manifest (no split); a child version inherits them.
     """
 
     id: str
@@ -62,6 +65,7 @@ class DatasetVersion(BaseModel):
     config_types: dict[str, int]
     labelers: dict[str, int]
     manifest_file: Any = None
+    isolated_atoms: dict[str, str] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)
 
     @property
@@ -151,6 +155,7 @@ class Dataset:
         fractions: dict[str, float] | None = None,
         seed: int = 0,
         note: str = "",
+        isolated_atoms: dict[str, str] | None = None,
     ) -> DatasetVersion:
         """Freeze a set of labeled frames into a new immutable version.
 
@@ -168,6 +173,8 @@ class Dataset:
             Seed of the split assignment.
         note
             Free text kept with the version.
+        isolated_atoms
+            Element -> frame id of isolated-atom labels (E0s), over those inherited from the parent.
 
         Raises
         ------
@@ -179,8 +186,11 @@ class Dataset:
         if abs(sum(fractions.values()) - 1.0) > 1e-9 or set(fractions) - set(SPLITS):
             raise DataError(f"split fractions must be train/valid/test summing to 1, got {fractions}")
         assignment: dict[str, str] = {}
+        isolated: dict[str, str] = {}
         if parent is not None:
             assignment.update(self.manifest(parent))
+            isolated.update(self.get_version(parent).isolated_atoms)
+        isolated.update(isolated_atoms or {})
         query: dict[str, Any] = {"status": "labeled"}
         if frame_ids is not None:
             wanted = list(dict.fromkeys(frame_ids))
@@ -195,8 +205,10 @@ class Dataset:
             assignment.setdefault(doc["_id"], assign_split(doc["_id"], seed, fractions))
         info = {
             d["_id"]: d
-            for d in self.frames.find({"_id": {"$in": list(assignment)}}, projection)
+            for d in self.frames.find({"_id": {"$in": [*assignment, *isolated.values()]}}, projection)
         }
+        if any(i not in info for i in isolated.values()):
+            raise DataError(f"dataset version {name!r}: isolated-atom frames not stored: {isolated}")
         labelers = Counter(LabelerInfo(**d["labeler"]).describe() for d in info.values())
         if len({(d["labeler"]["name"], d["labeler"].get("version")) for d in info.values()}) > 1:
             raise DataError(
@@ -205,10 +217,11 @@ class Dataset:
             )
         config_types = Counter(
             (d.get("provenance") or {}).get("config_type") or (d.get("provenance") or {}).get("family") or "Default"
-            for d in info.values()
+            for i, d in info.items() if i in assignment
         )
         manifest = dict(sorted(assignment.items()))
-        digest = hashlib.sha256(json.dumps([name, parent, manifest]).encode()).hexdigest()[:12]
+        identity = [name, parent, manifest] + ([dict(sorted(isolated.items()))] if isolated else [])
+        digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
         version_id = f"{name}-{digest}"
         existing = self.versions.find_one({"_id": version_id})
         if existing is not None:
@@ -225,6 +238,7 @@ class Dataset:
             config_types=dict(config_types),
             labelers=dict(labelers),
             manifest_file=file_id,
+            isolated_atoms=isolated,
         )
         self.versions.insert_one({"_id": version_id, **version.model_dump(exclude={"id"})})
         logger.info("dataset version %s: %s", version_id, version.counts)

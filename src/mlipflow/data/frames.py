@@ -67,6 +67,10 @@ class LabelerInfo(BaseModel):
         return f"{self.name}{version} ({self.kind})"
 
 
+#: structure family of a single atom in a large box, labeled for its isolated-atom energy (MACE's E0)
+ISOLATED_ATOM = "isolated_atom"
+
+
 class Provenance(BaseModel):
     """Where a frame came from.  Extra keys are kept (generators may add their own)."""
 

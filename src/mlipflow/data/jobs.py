@@ -21,16 +21,25 @@ def freeze_version(
     """Freeze the labeled frames named by labeling summaries (on top of ``parent``) into a new version.
 
     Frames that failed or were filtered are left out (they keep their reason in the frames collection).
+    Isolated-atom frames (family ``isolated_atom``) become the version's E0 labels, not training frames.
     Returns a small document: the version id, split counts, and how many frames were left out.
     """
     from mlipflow.data.dataset import Dataset
+    from mlipflow.data.frames import ISOLATED_ATOM
     from mlipflow.storage import get_stores
 
     dataset = Dataset(get_stores())
     wanted = list(dict.fromkeys(i for summary in label_summaries for i in summary.get("frame_ids", [])))
-    labeled = [d["_id"] for d in dataset.frames.find({"_id": {"$in": wanted}, "status": "labeled"}, {"_id": 1})]
+    labeled, isolated = [], {}
+    for d in dataset.frames.find({"_id": {"$in": wanted}, "status": "labeled"},
+                                 {"_id": 1, "provenance.family": 1, "structure.sites": 1}):
+        sites = (d.get("structure") or {}).get("sites") or []
+        if (d.get("provenance") or {}).get("family") == ISOLATED_ATOM and len(sites) == 1:
+            isolated[sites[0]["species"][0]["element"]] = d["_id"]  # an E0 label, not a training frame
+        else:
+            labeled.append(d["_id"])
     version = dataset.create_version(name, frame_ids=labeled, parent=parent, seed=seed, fractions=fractions,
-                                     note=note)
+                                     note=note, isolated_atoms=isolated)
     return {"version": version.id, "counts": version.counts, "left_out": len(wanted) - len(labeled),
             "labelers": version.labelers}
 

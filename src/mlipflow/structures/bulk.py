@@ -10,6 +10,7 @@ import numpy as np
 from pymatgen.analysis.elasticity.strain import Deformation
 from pymatgen.core import Structure
 
+from mlipflow.data.frames import ISOLATED_ATOM
 from mlipflow.errors import StructureError
 from mlipflow.structures.provenance import clean_copy, perpendicular_widths, tag
 from mlipflow.structures.provenance import min_distance as shortest_distance
@@ -262,4 +263,27 @@ def rattle(
                 rms_displacement=rms,
             )
         )
+    return out
+
+
+def isolated_atoms(elements: Sequence[str], box: float = 15.0) -> list[Structure]:
+    """One atom of each element alone in a cubic box, to be labeled for isolated-atom energies (E0s).
+
+    MACE fits the interaction energy above the sum of isolated-atom energies of the reference method; a
+    least-squares guess is ill-posed when the training compositions are collinear (all near Li2O, say).
+    Label these with the campaign's own labeler (for DFT with spin polarisation: an isolated O atom is a
+    triplet).
+
+    Parameters
+    ----------
+    elements
+        Chemical symbols.
+    box
+        Edge of the cubic cell (Å); the atom sits at its centre.
+    """
+    out = []
+    for element in dict.fromkeys(elements):
+        structure = Structure([[box, 0, 0], [0, box, 0], [0, 0, box]], [element], [[0.5, 0.5, 0.5]])
+        out.append(tag(structure, ISOLATED_ATOM, f"{_MOD}.isolated_atoms", {"box": box}, element,
+                       config_type="IsolatedAtom"))
     return out

@@ -33,6 +33,7 @@ FAMILIES = (
     "interface",
     "amorphous",
     "mixture",
+    "isolated_atom",
 )
 
 

@@ -95,12 +95,15 @@ def check_frame(frame: LabeledFrame, frame_id: str | None = None) -> None:
 
 
 def resolve_e0s(
-    frames: Iterable[LabeledFrame], labeler: LabelerInfo, given: dict[str, float] | None = None
+    frames: Iterable[LabeledFrame], labeler: LabelerInfo, given: dict[str, float] | None = None,
+    isolated: dict[str, float] | None = None,
 ) -> tuple[dict[str, float], str]:
     """Isolated-atom energies (symbol -> eV) for the elements of ``frames``, and where they came from.
 
     Order: ``given``; else the labeler's settings (``e0s``/``isolated_atom_energies``/``atomic_energies``)
-    when they cover every element; else a least-squares fit of total energies to element counts
+    when they cover every element; else ``isolated``, the labeler's own labels of isolated atoms (a dataset
+    version's ``isolated_atoms``, source ``isolated-atom labels``) when they cover every element; else a
+    least-squares fit of total energies to element counts
     (``least-squares``; stated in the log and the registry, and not physical isolated-atom energies when
     the compositions are collinear, e.g. one stoichiometry only).
     """
@@ -116,6 +119,8 @@ def resolve_e0s(
         table = labeler.settings.get(key)
         if isinstance(table, dict) and all(e in table for e in elements):
             return {e: float(table[e]) for e in elements}, "labeler"
+    if isolated and all(e in isolated for e in elements):
+        return {e: float(isolated[e]) for e in elements}, "isolated-atom labels"
     counts = np.array([[f.structure.composition[e] for e in elements] for f in frames], dtype=float)
     energies = np.array([f.energy for f in frames], dtype=float)
     solution, *_ = np.linalg.lstsq(counts, energies, rcond=None)
@@ -352,7 +357,11 @@ def train_model(
     run_dir = stores.settings.home / "training" / f"{name}-{key}"
     files = prepare_training_files(dataset, version.id, run_dir / "data", bootstrap_seed=bootstrap_seed,
                                    extra_train_atoms=extra_train_atoms)
-    e0s_used, e0s_source = resolve_e0s(files.frames["train"], files.labeler, e0s)
+    isolated = {}
+    for doc in dataset.frames.find({"_id": {"$in": list(version.isolated_atoms.values())}, "status": "labeled"},
+                                   {"_id": 1, "energy": 1}):
+        isolated.update({el: doc["energy"] for el, fid in version.isolated_atoms.items() if fid == doc["_id"]})
+    e0s_used, e0s_source = resolve_e0s(files.frames["train"], files.labeler, e0s, isolated)
     options = hp.mace_options()
     options.update(
         train_file=str(files.train), valid_file=str(files.valid),
