@@ -6,6 +6,7 @@ import importlib.metadata
 import logging
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -47,6 +48,16 @@ err_console = Console(stderr=True)
 LAUNCHPAD_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
+#: third-party warnings the CLI hides (``--debug`` shows them): we set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD on
+#: purpose (e3nn and mace-torch load their own files); jobflow's and CHGNet's deprecation chatter
+_QUIET_WARNINGS = (
+    r"Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected",
+    r"cd is deprecated",
+    r"Converting a tensor with requires_grad=True to a scalar",
+    r"Some jobs are not connected, their ordering may be random",
+)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
@@ -63,6 +74,9 @@ def _root(
     # (``logging.warning(...)``) gives the root a handler too, and every line would then print twice
     for name in ("mlipflow", "jobflow"):
         logging.getLogger(name).propagate = False
+    if not debug:  # known, harmless third-party warnings that would bury the campaign's own output
+        for message in _QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
 
 
 # --------------------------------------------------------------------------------------------- init
