@@ -125,7 +125,8 @@ class Counting(ToyMorseCalculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=None):
         super().calculate(atoms, properties, system_changes or [])
         a = self.atoms  # the structure's identity: species, cell and fractional coordinates
-        data = [a.numbers.tobytes(), np.round(a.cell.array, 4).tobytes(), np.round(a.get_scaled_positions(), 5).tobytes()]
+        data = [a.numbers.tobytes(), np.round(a.cell.array, 4).tobytes(),
+                np.round(a.get_scaled_positions(), 5).tobytes()]
         key = hashlib.sha1(b"".join(data)).hexdigest()
         with open(os.environ["COUNT_LOG"], "a") as fh:
             fh.write(f"{os.getpid()} {key}\\n")
