@@ -70,9 +70,9 @@ def _root(
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
-    # mlipflow and jobflow print through their own handlers; a library that logs through the root logger
-    # (``logging.warning(...)``) gives the root a handler too, and every line would then print twice
-    for name in ("mlipflow", "jobflow"):
+    # mlipflow, jobflow and FireWorks print through their own handlers; a library that logs through the root
+    # logger (``logging.warning(...)``) gives the root a handler too, and their lines would print twice
+    for name in ("mlipflow", "jobflow", "launchpad", "rocket.launcher"):
         logging.getLogger(name).propagate = False
     if not debug:  # known, harmless third-party warnings that would bury the campaign's own output
         for message in _QUIET_WARNINGS:
