@@ -391,11 +391,13 @@ def _print_status(stores, name: str | None) -> None:
         console.print(table)
         if st["by_family"]:
             fam = Table(title="latest exploration by structure family")
-            for col in ("family", "frames", "accurate", "candidate", "failed"):
+            for col in ("family", "frames", "accurate", "candidate", "failed", "accurate by temperature"):
                 fam.add_column(col)
             for family, c in sorted(st["by_family"].items()):
-                fam.add_row(family, str(c.get("n", "")),
-                            *(f"{c.get(k + '_ratio', 0):.2f}" for k in ("accurate", "candidate", "failed")))
+                temps = st["by_temperature"].get(family) or {}
+                fam.add_row(family, str(int(c.get("n", 0))),
+                            *(f"{c.get(k + '_ratio', 0):.2f}" for k in ("accurate", "candidate", "failed")),
+                            ", ".join(f"{t}: {r.get('accurate_ratio', 0):.2f}" for t, r in temps.items()))
             console.print(fam)
         console.print(f"last finished step: {st['stage'] or 'none'} (iteration {st['iteration']})")
         labels = st["labels"]

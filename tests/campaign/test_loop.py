@@ -37,6 +37,19 @@ def test_shipped_campaign_file_is_valid():
     assert spec.labeler.kind == "surrogate" and spec.convergence.max_iterations == 3
 
 
+def test_sampling_schedule_changes_md_from_an_iteration_on(tmp_path):
+    stages = [{"from_iteration": 2, "temperatures": [900.0], "n_steps": 40}, {"from_iteration": 3, "ensemble": "nve"}]
+    maker = campaign_from_spec(CampaignSpec(**{**SPEC, "sampling": {**SPEC["sampling"], "schedule": stages}}))
+    one, two, three = (maker.explorer_for(k) for k in (1, 2, 3))
+    assert one.temperatures == [300.0, 1200.0] and one.settings.n_steps == 16
+    assert two.temperatures == [900.0] and two.settings.n_steps == 40 and two.settings.ensemble == "nvt_langevin"
+    assert three.temperatures == [900.0] and three.settings.ensemble == "nve" and three.settings.n_steps == 40
+    text = yaml.safe_dump({**SPEC, "sampling": {**SPEC["sampling"], "schedule": [{"from_iteraton": 2}]}})
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="from_iteraton: unknown key"):
+        load_campaign(tmp_path / "c.yaml")
+
+
 def test_decisions():
     crit = ConvergenceCriteria(accurate_ratio=0.9, max_iterations=3, label_budget=50)
     good = {"gb": {"accurate_ratio": 0.95}, "all": {"accurate_ratio": 0.95}}
@@ -46,6 +59,9 @@ def test_decisions():
     assert "gb: accurate ratio 0.500" in decide(crit, iteration=1, trust_report=bad, labels_so_far=10)["reason"]
     assert decide(crit, iteration=3, trust_report=bad, labels_so_far=10)["decision"] == "max_iterations"
     assert decide(crit, iteration=1, trust_report=bad, labels_so_far=60)["decision"] == "label_budget"
+    hot = {"gb": {"300 K": {"accurate_ratio": 0.99}, "900 K": {"accurate_ratio": 0.7}}}
+    at_900 = decide(crit, iteration=1, trust_report=good, labels_so_far=10, trust_by_temperature=hot)
+    assert at_900["decision"] == "continue" and "gb at 900 K: accurate ratio 0.700" in at_900["reason"]
 
 
 def test_next_stage_follows_the_loop():
@@ -80,6 +96,8 @@ def test_two_iteration_campaign_runs_and_stops_for_a_stated_reason(stores, tmp_p
     assert (status["iteration"], status["stage"]) == (2, "decide")
     assert status["next"].startswith("nothing: the campaign stopped (max_iterations)")
     assert set(status["by_family"]) == {"rattled"}
+    assert set(status["by_temperature"]["rattled"]) == {"300 K", "1200 K"}  # every sampled temperature
+    assert second["decision"]["errors"]["split"] == "valid"  # the toy dataset has no test split
 
     # running it again is resuming it: no label, no training, no MD is repeated
     n_models, n_traj = stores.models.count_documents({}), stores.collection(TRAJECTORIES).count_documents({})

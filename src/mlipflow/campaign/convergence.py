@@ -13,10 +13,11 @@ class ConvergenceCriteria(BaseModel):
     Parameters
     ----------
     accurate_ratio
-        Per structure family, the fraction of explored frames whose committee force spread is below the
-        lower trust bound must reach this (dpgen's convergence criterion).
+        Per structure family and at every sampled temperature, the fraction of explored frames whose
+        committee force spread is below the lower trust bound must reach this (dpgen's criterion).
     force_rmse, energy_rmse
-        Optional targets on the committee members' validation errors (eV/Å, eV/atom).
+        Optional targets on the committee's test-set errors (eV/Å, eV/atom; validation errors when the
+        dataset has no test split).
     max_iterations
         Exploration iterations at most.
     label_budget
@@ -39,6 +40,7 @@ def decide(
     trust_report: dict[str, dict[str, float]],
     labels_so_far: int,
     errors: dict[str, float] | None = None,
+    trust_by_temperature: dict[str, dict[str, dict[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """Decide after an exploration iteration: ``converged``, ``max_iterations``, ``label_budget`` or ``continue``.
 
@@ -49,7 +51,11 @@ def decide(
     labels_so_far
         Reference labels made by the campaign so far.
     errors
-        Validation errors of the current committee (``rmse_f`` eV/Å, ``rmse_e_per_atom`` eV/atom), if known.
+        Test-set (else validation) errors of the current committee (``rmse_f`` eV/Å, ``rmse_e_per_atom``
+        eV/atom), if known.
+    trust_by_temperature
+        Per family, per sampled temperature (``'900 K'``) the same counts and ratios; every one must reach
+        the target.
 
     Returns
     -------
@@ -58,7 +64,9 @@ def decide(
     """
     families = {f: r for f, r in trust_report.items() if f != "all"}
     ratios = {f: float(r.get("accurate_ratio", 0.0)) for f, r in families.items()}
-    short = {f: r for f, r in ratios.items() if r < criteria.accurate_ratio}
+    by_temperature = {f"{f} at {t}": float(r.get("accurate_ratio", 0.0))
+                      for f, temps in (trust_by_temperature or {}).items() for t, r in temps.items()}
+    short = {f: r for f, r in {**ratios, **by_temperature}.items() if r < criteria.accurate_ratio}
     error_problems = []
     errors = errors or {}
     if criteria.force_rmse is not None and (errors.get("rmse_f") is None or errors["rmse_f"] > criteria.force_rmse):
@@ -67,9 +75,10 @@ def decide(
         errors.get("rmse_e_per_atom") is None or errors["rmse_e_per_atom"] > criteria.energy_rmse
     ):
         error_problems.append(f"energy RMSE {errors.get('rmse_e_per_atom')} eV/atom > {criteria.energy_rmse}")
-    figures = {"iteration": iteration, "accurate_ratio": ratios, "labels_so_far": labels_so_far, "errors": errors}
+    figures = {"iteration": iteration, "accurate_ratio": ratios, "accurate_ratio_by_temperature": by_temperature,
+               "labels_so_far": labels_so_far, "errors": errors}
     if families and not short and not error_problems:
-        reason = f"accurate ratio >= {criteria.accurate_ratio} in every family ({ratios})"
+        reason = f"accurate ratio >= {criteria.accurate_ratio} in every family at every temperature ({ratios})"
         return {"decision": "converged", "reason": reason, **figures}
     if iteration >= criteria.max_iterations:
         return {"decision": "max_iterations", "reason": f"reached {criteria.max_iterations} iterations", **figures}

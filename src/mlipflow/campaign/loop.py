@@ -15,7 +15,7 @@ frames; only unfinished steps run.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jobflow import Flow, Maker, Response, job
@@ -53,6 +53,7 @@ class CampaignMaker(Maker):
     selector: SelectorMaker = field(default_factory=SelectorMaker)
     criteria: ConvergenceCriteria = field(default_factory=ConvergenceCriteria)
     isolated_atoms: list[Structure] = field(default_factory=list)
+    sampling_schedule: list[dict[str, Any]] = field(default_factory=list)
     spec: dict[str, Any] | None = None
 
     def make(self) -> Flow:
@@ -80,13 +81,26 @@ class CampaignMaker(Maker):
         flow.update_metadata({"campaign": self.name})  # dynamic: every job the loop adds carries it too
         return flow
 
+    def explorer_for(self, iteration: int, calculator: CalculatorFactory | None = None) -> CommitteeMDMaker:
+        """The MD Maker of exploration iteration ``iteration``: ``explorer`` with the schedule's stages reached.
+
+        ``sampling_schedule`` holds dicts with ``from_iteration`` and any of ``temperatures``, ``n_steps``,
+        ``record_every``, ``timestep``, ``ensemble``; they apply in order of ``from_iteration``.
+        """
+        temperatures, updates = list(self.explorer.temperatures), {}
+        for stage in sorted(self.sampling_schedule, key=lambda st: st["from_iteration"]):
+            if stage["from_iteration"] <= iteration:
+                temperatures = list(stage.get("temperatures") or temperatures)
+                updates.update({k: v for k, v in stage.items() if k not in ("from_iteration", "temperatures")})
+        return replace(self.explorer, calculator=calculator or self.explorer.calculator,
+                       name=f"explore iteration {iteration}", temperatures=temperatures,
+                       settings=self.explorer.settings.model_copy(update=updates))
+
     def exploration(self, iteration: int, committee: Any, version: Any, structures: Any,
                     label_summaries: list[Any]) -> Flow:
         """Explore with ``committee``, select, and decide (the decision adds the rest of the iteration)."""
         factory = CalculatorFactory(COMMITTEE_FACTORY, {"model_id": committee["model_id"]})
-        explorer = self.explorer.__class__(**{**self.explorer.__dict__, "calculator": factory,
-                                              "name": f"explore iteration {iteration}"})
-        md = _tag(explorer.make(structures), iteration, "explore")
+        md = _tag(self.explorer_for(iteration, factory).make(structures), iteration, "explore")
         selection = _tag(self.selector.make(md.output), iteration, "select")
         selection.name = f"select iteration {iteration}"
         decision = decide_iteration(self, iteration, selection.output, md.output, committee, version, structures,
@@ -138,13 +152,17 @@ def decide_iteration(maker: CampaignMaker, iteration: int, selection: Any, sampl
     # the campaign's labels: new ones and those a resumed or rerun labeling found already done
     labels_so_far = sum(int(c.get("labeled", 0)) + int(c.get("reused", 0))
                         for c in ((_plain(s).get("counts") or {}) for s in label_summaries))
-    errors = (committee.get("errors") or {}).get("valid") or {}
+    all_errors = committee.get("errors") or {}
+    errors_split = "test" if all_errors.get("test") else "valid"
+    errors = {**(all_errors.get(errors_split) or {}), "split": errors_split}
     result = decide(maker.criteria, iteration=iteration, trust_report=selection.get("trust_report") or {},
-                    labels_so_far=labels_so_far, errors=errors)
+                    labels_so_far=labels_so_far, errors=errors,
+                    trust_by_temperature=selection.get("trust_by_temperature") or {})
     trust = selection.get("trust_report") or {}
     record = {
         "iteration": iteration, "committee": committee.get("model_id"), "dataset": version.get("version"),
         "counts": trust.get("all", {}), "by_family": {f: c for f, c in trust.items() if f != "all"},
+        "by_temperature": selection.get("trust_by_temperature") or {},
         "picked": len(selection.get("picks") or []), "decision": result,
         "md_stop_reasons": [w.get("stop_reason") for w in (sampling.get("walkers") or [])],
     }
@@ -217,6 +235,7 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
         criteria=spec.convergence,
         isolated_atoms=isolated_atoms(elements, box=spec.labeler.isolated_atom_box) if spec.labeler.isolated_atoms
         else [],
+        sampling_schedule=[stage.model_dump(exclude_none=True) for stage in spec.sampling.schedule],
         spec=spec.model_dump(mode="json"),
     )
     return maker

@@ -38,14 +38,34 @@ class TrainerSpec(_Spec):
     tiny: bool = Field(True, description="start from MaceHyperParams.tiny() (CPU-sized) rather than defaults")
 
 
+Ensemble = Literal["nvt_langevin", "nvt_nose_hoover", "npt_berendsen", "npt_nose_hoover", "nve"]
+
+
+class SamplingStage(_Spec):
+    """From an exploration iteration on, other temperatures, lengths or ensemble (as dpgen's model_devi_jobs)."""
+
+    from_iteration: int = Field(ge=1)
+    temperatures: list[float] | None = None
+    n_steps: int | None = Field(None, ge=1)
+    record_every: int | None = Field(None, ge=1)
+    timestep: float | None = Field(None, gt=0)
+    ensemble: Ensemble | None = None
+
+
 class SamplingSpec(_Spec):
-    """Committee MD of every exploration iteration (K, fs, steps)."""
+    """Committee MD of the exploration iterations (K, fs, steps); ``schedule`` changes it from iteration k on.
+
+    Stages apply in the order of their ``from_iteration``, each over the previous ones, e.g. longer runs at
+    higher temperatures once the potential has seen the basics (see ``CampaignMaker.explorer_for``).
+    """
 
     temperatures: list[float] = Field(default_factory=lambda: [300.0, 900.0])
     n_steps: int = Field(200, ge=1)
     record_every: int = Field(10, ge=1)
     timestep: float = Field(1.0, gt=0)
-    ensemble: Literal["nvt_langevin", "nvt_nose_hoover", "npt_berendsen", "npt_nose_hoover", "nve"] = "nvt_langevin"
+    ensemble: Ensemble = "nvt_langevin"
+    schedule: list[SamplingStage] = Field(default_factory=list)
+
 
 
 class SelectionSpec(_Spec):

@@ -56,7 +56,8 @@ def campaign_status(stores: Stores, name: str) -> dict[str, Any]:
     Keys: ``state``, ``runner`` (host/pid of a local run and whether it is alive), ``iteration`` and
     ``stage`` (the last finished step), ``labels`` (frames by ledger status: labeled, running, pending,
     failed, filtered), ``jobs`` (its fireworks by state, if submitted), ``by_family`` (accurate, candidate and
-    failed ratios of the latest exploration per structure family), ``errors`` (latest failed labels and
+    failed ratios of the latest exploration per structure family; ``by_temperature`` the same per family and
+    sampled temperature), ``errors`` (latest failed labels and
     jobs), ``iterations`` (the stored per-iteration records) and ``next`` (what happens next, in words).
     """
     doc = stores.campaigns.find_one({"_id": name})
@@ -104,5 +105,6 @@ def campaign_status(stores: Stores, name: str) -> dict[str, Any]:
         "name": name, "state": state, "runner": {**(doc.get("runner") or {}), "alive": alive},
         "iteration": iteration, "stage": stage, "labels": labels, "jobs": jobs,
         "by_family": records[-1].get("by_family", {}) if records else {},
+        "by_temperature": records[-1].get("by_temperature", {}) if records else {},
         "errors": errors, "iterations": records, "next": nxt,
     }

@@ -57,6 +57,8 @@ class SelectionResult(BaseModel):
 
     picks: list[SelectedFrame] = Field(default_factory=list)
     trust_report: dict[str, dict[str, float]] = Field(default_factory=dict)
+    trust_by_temperature: dict[str, dict[str, dict[str, float]]] = Field(
+        default_factory=dict, description="family -> walker temperature label (e.g. '900 K') -> counts and ratios")
     counts: dict[str, int] = Field(default_factory=dict)
     per_family: dict[str, dict[str, int]] = Field(default_factory=dict)
     method: str = "fps"
@@ -66,6 +68,17 @@ class SelectionResult(BaseModel):
     @property
     def frame_keys(self) -> list[tuple[str, int]]:
         return [(p.trajectory_id, p.frame) for p in self.picks]
+
+
+def temperature_label(metadata: dict[str, Any]) -> str:
+    """The temperature a walker sampled, from its trajectory header: ``'900 K'``, or ``'ramp to 1500 K'``."""
+    points = metadata.get("schedule") or []
+    temps = [float(p[1]) for p in points if isinstance(p, list | tuple) and len(p) >= 2]
+    if not temps:
+        return "unknown"
+    if max(temps) - min(temps) < 1e-6:
+        return f"{temps[0]:g} K"
+    return f"ramp to {max(temps):g} K"
 
 
 def _family_budget(budget_per_family: int | dict[str, int] | None, family: str) -> int | None:
@@ -169,7 +182,7 @@ def select_frames(
     cache = DescriptorCache(stores) if use_cache else None
 
     # 1. uncertainty of every frame, from the small arrays only
-    rows_traj, rows_frame, fams, spreads, steps, temps = [], [], [], [], [], []
+    rows_traj, rows_frame, fams, spreads, steps, temps, walker_temps = [], [], [], [], [], [], []
     for tid, header in headers.items():
         arrays = tstore.arrays(tid, ["max_force_spread", "step", "target_temperature"])
         n = header["n_frames"]
@@ -177,6 +190,7 @@ def select_frames(
         rows_traj += [tid] * n
         rows_frame += list(range(n))
         fams += [fam] * n
+        walker_temps += [temperature_label(header.get("metadata") or {})] * n
         spreads.append(arrays.get("max_force_spread", np.full(n, np.nan)))
         steps.append(arrays.get("step", np.full(n, -1)))
         temps.append(arrays.get("target_temperature", np.full(n, np.nan)))
@@ -186,6 +200,12 @@ def select_frames(
     categories = trust.classify(np.nan_to_num(spread, nan=0.0), fams)
     categories[np.isnan(spread) & (categories != "failed")] = "candidate"
     report = trust.report(categories, fams)
+    by_temperature: dict[str, dict[str, dict[str, float]]] = {}
+    fam_np, temp_np = np.array(fams, dtype=object), np.array(walker_temps, dtype=object)
+    for fam in sorted(set(fams)):
+        for label in sorted(set(temp_np[fam_np == fam].tolist())):
+            mask = (fam_np == fam) & (temp_np == label)
+            by_temperature.setdefault(fam, {})[label] = trust.report(categories[mask], [fam] * int(mask.sum()))[fam]
     cand = np.flatnonzero(categories == "candidate")
 
     # 2. hashes and descriptors of the candidates, read in batches, deduplicated against the dataset
@@ -257,7 +277,8 @@ def select_frames(
               "failed": int((categories == "failed").sum())}
     if cache is not None:
         counts.update(cache_hits=cache.hits, cache_misses=cache.misses)
-    result = SelectionResult(picks=picks, trust_report=report, counts=counts, per_family=per_family,
+    result = SelectionResult(picks=picks, trust_report=report, trust_by_temperature=by_temperature,
+                             counts=counts, per_family=per_family,
                              method=method, seed=seed, seconds=time.perf_counter() - start)
     logger.info("selection (%s, seed %d): %s", method, seed, counts)
     return result
