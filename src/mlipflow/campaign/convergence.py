@@ -66,7 +66,9 @@ def decide(
     ratios = {f: float(r.get("accurate_ratio", 0.0)) for f, r in families.items()}
     by_temperature = {f"{f} at {t}": float(r.get("accurate_ratio", 0.0))
                       for f, temps in (trust_by_temperature or {}).items() for t, r in temps.items()}
-    short = {f: r for f, r in {**ratios, **by_temperature}.items() if r < criteria.accurate_ratio}
+    # a family sampled at several temperatures is judged (and reported) at each of them
+    judged = {**{f: r for f, r in ratios.items() if f not in (trust_by_temperature or {})}, **by_temperature}
+    short = {f: r for f, r in judged.items() if r < criteria.accurate_ratio}
     error_problems = []
     errors = errors or {}
     if criteria.force_rmse is not None and (errors.get("rmse_f") is None or errors["rmse_f"] > criteria.force_rmse):

@@ -70,6 +70,11 @@ class SelectionResult(BaseModel):
         return [(p.trajectory_id, p.frame) for p in self.picks]
 
 
+def _temperature_order(label: str) -> tuple[float, str]:
+    number = "".join(c for c in label if c.isdigit() or c == ".")
+    return (float(number) if number else float("inf"), label)
+
+
 def temperature_label(metadata: dict[str, Any]) -> str:
     """The temperature a walker sampled, from its trajectory header: ``'900 K'``, or ``'ramp to 1500 K'``."""
     points = metadata.get("schedule") or []
@@ -203,7 +208,7 @@ def select_frames(
     by_temperature: dict[str, dict[str, dict[str, float]]] = {}
     fam_np, temp_np = np.array(fams, dtype=object), np.array(walker_temps, dtype=object)
     for fam in sorted(set(fams)):
-        for label in sorted(set(temp_np[fam_np == fam].tolist())):
+        for label in sorted(set(temp_np[fam_np == fam].tolist()), key=_temperature_order):
             mask = (fam_np == fam) & (temp_np == label)
             by_temperature.setdefault(fam, {})[label] = trust.report(categories[mask], [fam] * int(mask.sum()))[fam]
     cand = np.flatnonzero(categories == "candidate")
