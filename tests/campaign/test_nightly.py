@@ -83,3 +83,16 @@ def test_a_campaign_run_by_a_live_process_is_neither_resumed_nor_run_twice(store
     finally:
         other.kill()
         other.wait()
+
+
+
+def test_a_runner_on_another_host_counts_as_gone_only_after_silence(stores):
+    from datetime import UTC, datetime, timedelta
+
+    from mlipflow.campaign.nightly import runner_gone
+
+    now = datetime.now(UTC)
+    doc = {"_id": "x", "state": "running", "runner": {"host": "another-node", "pid": 1, "since": now.isoformat()}}
+    assert not runner_gone(stores, doc, expiration_secs=3600)
+    doc["runner"]["since"] = (now - timedelta(hours=5)).isoformat()
+    assert runner_gone(stores, doc, expiration_secs=3600)

@@ -26,7 +26,8 @@ def next_stage(iteration: int, stage: str) -> tuple[int, str]:
     return iteration, order[order.index(stage) + 1]
 
 
-def _last_finished_job(stores: Stores, name: str) -> dict[str, Any] | None:
+def last_finished_job(stores: Stores, name: str) -> dict[str, Any] | None:
+    """The campaign's job that finished last (name, metadata, ``completed_at``), planning jobs left out."""
     docs = stores.jobstore.query({"metadata.campaign": name, "metadata.stage": {"$exists": True}},
                                  properties=["name", "metadata", "completed_at"], sort={"completed_at": -1})
     for doc in docs:  # a job that only planned its stage (see campaign.loop._plans) says nothing
@@ -74,7 +75,7 @@ def campaign_status(stores: Stores, name: str) -> dict[str, Any]:
                                           {"failure": 1, "provenance.iteration": 1}).limit(3)]
     jobs, ready, failed_jobs = _fireworks(stores, name)
     errors += failed_jobs[:3]
-    last = _last_finished_job(stores, name)
+    last = last_finished_job(stores, name)
     iteration = int(last["metadata"].get("iteration", 0)) if last else 0
     stage = str(last["metadata"].get("stage")) if last else None
     records = doc.get("iterations") or []
