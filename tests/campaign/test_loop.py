@@ -44,6 +44,8 @@ def test_sampling_schedule_changes_md_from_an_iteration_on(tmp_path):
     assert one.temperatures == [300.0, 1200.0] and one.settings.n_steps == 16
     assert two.temperatures == [900.0] and two.settings.n_steps == 40 and two.settings.ensemble == "nvt_langevin"
     assert three.temperatures == [900.0] and three.settings.ensemble == "nve" and three.settings.n_steps == 40
+    md = maker.exploration(2, {"model_id": "m"}, {"version": "v"}, [], []).jobs[0]  # the MD job iteration 2 runs
+    assert md.function_args[2] == [900.0] and md.function_args[3].n_steps == 40
     text = yaml.safe_dump({**SPEC, "sampling": {**SPEC["sampling"], "schedule": [{"from_iteraton": 2}]}})
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(ConfigError, match="from_iteraton: unknown key"):

@@ -89,7 +89,7 @@ def test_a_campaign_run_by_a_live_process_is_neither_resumed_nor_run_twice(store
 def test_a_runner_on_another_host_counts_as_gone_only_after_silence(stores):
     from datetime import UTC, datetime, timedelta
 
-    from mlipflow.campaign.nightly import runner_gone
+    from mlipflow.campaign.runner import runner_gone
 
     now = datetime.now(UTC)
     doc = {"_id": "x", "state": "running", "runner": {"host": "another-node", "pid": 1, "since": now.isoformat()}}

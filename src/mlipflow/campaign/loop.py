@@ -121,10 +121,6 @@ def _plans(wrapper: Any) -> Any:
     return wrapper
 
 
-#: the stages of an iteration in the order they run (``mlipflow status`` names the next one)
-STAGES = ("start", "structures", "label", "dataset", "train", "explore", "select", "decide", "pick")
-
-
 def _tag(obj: Any, iteration: int, stage: str, dynamic: bool = True) -> Any:
     """Mark a job or flow (and, if dynamic, what it adds) with its iteration and stage, for status and reports."""
     obj.update_metadata({"iteration": iteration, "stage": stage}, dynamic=dynamic)

@@ -174,31 +174,9 @@ def run_nightly(
         return summary
 
 
-def runner_gone(stores: Stores, doc: dict[str, Any], expiration_secs: float) -> bool:
-    """Whether nobody is running this ``running`` campaign any more.
-
-    A runner on this host is checked by its pid.  A runner on another host cannot be checked: it counts as
-    gone once neither it started nor any job of the campaign finished for ``expiration_secs``.
-    """
-    from mlipflow.campaign.runner import runner_alive
-    from mlipflow.campaign.status import last_finished_job
-
-    alive = runner_alive(doc)
-    if alive is not None:
-        return not alive
-    last = last_finished_job(stores, doc["_id"])
-    stamps = [str(doc.get("runner", {}).get("since") or ""), str((last or {}).get("completed_at") or "")]
-    latest = max((datetime.fromisoformat(t) for t in stamps if t), default=None)
-    if latest is None:
-        return True
-    if latest.tzinfo is None:
-        latest = latest.replace(tzinfo=UTC)  # jobflow writes UTC without a zone
-    return (datetime.now(UTC) - latest).total_seconds() > expiration_secs
-
-
 def _resume_local_campaigns(stores: Stores, expiration_secs: float) -> list[str]:
     """Resume campaigns that are ``running`` with nothing queued on the LaunchPad and nobody running them."""
-    from mlipflow.campaign.runner import resume_campaign
+    from mlipflow.campaign.runner import resume_campaign, runner_gone
 
     queued = stores.launchpad.fireworks.count_documents({"state": {"$in": ["READY", "WAITING", "RESERVED",
                                                                            "RUNNING"]}})

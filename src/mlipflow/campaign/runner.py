@@ -32,6 +32,27 @@ def runner_alive(doc: dict[str, Any]) -> bool | None:
     return pid_alive(int(runner.get("pid", -1)))
 
 
+def runner_gone(stores: Stores, doc: dict[str, Any], expiration_secs: float) -> bool:
+    """Whether nobody is running this ``running`` campaign any more.
+
+    A runner on this host is checked by its pid.  A runner on another host cannot be checked: it counts as
+    gone once neither it started nor any job of the campaign finished for ``expiration_secs``.
+    """
+    from mlipflow.campaign.status import last_finished_job
+
+    alive = runner_alive(doc)
+    if alive is not None:
+        return not alive
+    last = last_finished_job(stores, doc["_id"])
+    stamps = [str(doc.get("runner", {}).get("since") or ""), str((last or {}).get("completed_at") or "")]
+    latest = max((datetime.fromisoformat(t) for t in stamps if t), default=None)
+    if latest is None:
+        return True
+    if latest.tzinfo is None:
+        latest = latest.replace(tzinfo=UTC)  # jobflow writes UTC without a zone
+    return (datetime.now(UTC) - latest).total_seconds() > expiration_secs
+
+
 def run_campaign(stores: Stores, spec: CampaignSpec, root_dir: str | Path | None = None) -> dict[str, Any]:
     """Run (or resume) ``spec`` here until it stops; return the campaign document.
 

@@ -67,7 +67,6 @@ class SamplingSpec(_Spec):
     schedule: list[SamplingStage] = Field(default_factory=list)
 
 
-
 class SelectionSpec(_Spec):
     """Trust windows (eV/Å) per structure family, the diversity method and the budget per iteration."""
 

@@ -53,8 +53,8 @@ def _finished_sampling(stores: Stores, key: str | None) -> SamplingSummary | Non
     if result is None:
         return None
     summary = SamplingSummary(**result)
-    trajectories = TrajectoryStore(stores).collection
-    if any(trajectories.count_documents({"_id": t}) == 0 for t in summary.trajectory_ids):
+    ids = set(summary.trajectory_ids)
+    if TrajectoryStore(stores).collection.count_documents({"_id": {"$in": list(ids)}}) != len(ids):
         return None
     return summary
 

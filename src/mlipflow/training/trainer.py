@@ -357,10 +357,9 @@ def train_model(
     run_dir = stores.settings.home / "training" / f"{name}-{key}"
     files = prepare_training_files(dataset, version.id, run_dir / "data", bootstrap_seed=bootstrap_seed,
                                    extra_train_atoms=extra_train_atoms)
-    isolated = {}
-    for doc in dataset.frames.find({"_id": {"$in": list(version.isolated_atoms.values())}, "status": "labeled"},
-                                   {"_id": 1, "energy": 1}):
-        isolated.update({el: doc["energy"] for el, fid in version.isolated_atoms.items() if fid == doc["_id"]})
+    energies = {d["_id"]: d["energy"] for d in dataset.frames.find(
+        {"_id": {"$in": list(version.isolated_atoms.values())}, "status": "labeled"}, {"energy": 1})}
+    isolated = {el: energies[fid] for el, fid in version.isolated_atoms.items() if fid in energies}
     e0s_used, e0s_source = resolve_e0s(files.frames["train"], files.labeler, e0s, isolated)
     options = hp.mace_options()
     options.update(
