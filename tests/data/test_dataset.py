@@ -86,9 +86,68 @@ def test_isolated_atom_labels_become_the_versions_e0s_not_training_frames(stores
                          provenance=atom.properties["provenance"])
     dataset.add_frames([frame])
     out = freeze_version.original("li", [{"frame_ids": [*cells.inserted, frame.content_hash]}])
-    version = dataset.get_version(out["version"])
+    version = dataset.get_version(out.version)
     assert version.size == 4 and frame.content_hash not in dataset.manifest(version.id)
     assert version.isolated_atoms == {"Li": frame.content_hash}
     more = _import(stores, tmp_path, lj_li_images(2, seed=5), name="more.xyz")
     child = dataset.create_version("li", parent=version.id, frame_ids=more.inserted)
     assert child.isolated_atoms == version.isolated_atoms  # inherited
+
+
+def _grouped_frames(lj_li_images, families: dict[str, int], per_group: int = 4, labeler=LJ):
+    """Labeled frames in groups (one 'trajectory' each) of several families."""
+    frames = []
+    seed = 100
+    for family, n_groups in families.items():
+        for g in range(n_groups):
+            for atoms in lj_li_images(per_group, seed=seed):
+                frame = LabeledFrame.from_atoms(
+                    atoms, labeler, energy=atoms.info["REF_energy"], forces=atoms.arrays["REF_forces"],
+                    provenance={"family": family, "parent": f"trajectory:{family}-{g}", "origin": "sampler"})
+                frames.append(frame)
+            seed += 1
+    return frames
+
+
+def test_splits_keep_groups_whole_stratified_by_family_with_minimums(stores, lj_li_images):
+    dataset = Dataset(stores)
+    frames = _grouped_frames(lj_li_images, {"bulk": 6, "grain_boundary": 4})
+    dataset.add_frames(frames)
+    fractions = {"train": 0.6, "valid": 0.2, "test": 0.2}
+    version = dataset.create_version("g", frame_ids=[f.content_hash for f in frames], fractions=fractions,
+                                     minimum={"valid": 4, "test": 4})
+    groups = dataset.groups(version.id)
+    assert len(groups) == 10 and all(len(splits) == 1 for splits in groups.values())  # no group spans two splits
+    for family in ("bulk", "grain_boundary"):  # every family has train, valid and test frames
+        counts = version.families[family]
+        assert counts["train"] >= 4 and counts["valid"] >= 4 and counts["test"] >= 4, counts
+    # a child version: old groups keep their split, a new frame of a known group joins it
+    extra = _grouped_frames(lj_li_images, {"bulk": 1}, per_group=2)
+    for f in extra:
+        f.provenance.parent = "trajectory:bulk-0"
+    dataset.add_frames(extra)
+    child = dataset.create_version("g", parent=version.id, frame_ids=[f.content_hash for f in extra],
+                                   fractions=fractions, minimum={"valid": 4, "test": 4})
+    child_groups = dataset.groups(child.id)
+    assert child_groups["trajectory:bulk-0"] == groups["trajectory:bulk-0"]
+    assert {k: v for k, v in dataset.manifest(child.id).items() if k in dataset.manifest(version.id)} == \
+        dataset.manifest(version.id)
+
+
+def test_a_family_with_one_group_trains_on_it():
+    from mlipflow.data.dataset import assign_group_splits
+
+    counts: dict = {}
+    out = assign_group_splits({"a": ["1", "2"]}, {"a": "slab"}, {}, counts, seed=0,
+                              fractions={"train": 0.8, "valid": 0.1, "test": 0.1}, minimum={"valid": 2, "test": 2})
+    assert out == {"a": "train"}
+
+
+def test_versions_refuse_labels_of_one_labeler_with_different_settings(stores, lj_li_images):
+    a = LabelerInfo(name="cp2k-pbe", kind="dft", version="2023.1", settings={"cutoff": 400, "functional": "PBE"})
+    b = LabelerInfo(name="cp2k-pbe", kind="dft", version="2023.1", settings={"cutoff": 800, "functional": "PBE"})
+    frames = _grouped_frames(lj_li_images, {"bulk": 1}, labeler=a) + _grouped_frames(lj_li_images, {"bulk": 1},
+                                                                                     per_group=3, labeler=b)
+    Dataset(stores).add_frames(frames)
+    with pytest.raises(DataError, match=r"different settings \(they differ in \['cutoff'\]\).*400.*800"):
+        Dataset(stores).create_version("mixed")

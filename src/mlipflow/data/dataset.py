@@ -5,8 +5,13 @@
 * A :class:`DatasetVersion` is an immutable manifest (frame ids with a train/valid/test assignment,
   parent version, note).  Its frame list is stored in the large-data store (GridFS), the document
   holds the summary, so a version of any size stays a small document.
-* Split assignment is deterministic per frame (hash of seed and frame id) and inherited from the
-  parent version, so a frame never moves from test to train as the dataset grows.
+* Splits are assigned per *group* of correlated frames (one MD trajectory, one rattle or strain series of one
+  parent structure, see :func:`frame_group`), stratified by structure family, with a minimum number of
+  validation and test frames per family, deterministically (hash of seed and group).  A group never spans
+  two splits, and assignments are inherited from the parent version, so a frame never moves from test to
+  train as the dataset grows (a new frame of a known group joins that group's split).
+* A version holds the labels of one labeler with one set of settings: labels whose settings differ (another
+  cutoff, functional or U) are refused, naming both settings.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ class DatasetVersion(BaseModel):
     labelers: dict[str, int]
     manifest_file: Any = None
     isolated_atoms: dict[str, str] = Field(default_factory=dict)
+    families: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="structure family -> split -> frames and groups (`<split>_groups`)")
     created_at: datetime = Field(default_factory=utcnow)
 
     @property
@@ -73,15 +80,109 @@ class DatasetVersion(BaseModel):
         return sum(self.counts.values())
 
 
+def _unit(seed: int, key: str) -> float:
+    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
+
+
 def assign_split(frame_id: str, seed: int, fractions: dict[str, float]) -> Split:
-    """Deterministic split of one frame from a hash of ``seed`` and its id."""
-    u = int(hashlib.sha256(f"{seed}:{frame_id}".encode()).hexdigest()[:12], 16) / 16**12
+    """Split of one item drawn from a hash of ``seed`` and its id (fractions followed on average)."""
+    u = _unit(seed, frame_id)
     edge = 0.0
     for split in SPLITS:
         edge += fractions.get(split, 0.0)
         if u < edge:
             return split
     return "train"
+
+
+def frame_group(provenance: dict[str, Any] | None, frame_id: str) -> str:
+    """The group of correlated frames a frame belongs to (frames of one group share a split).
+
+    In order: the provenance's explicit ``group``; the trajectory of an MD frame (``parent`` =
+    ``trajectory:<id>``); the series of one generator on one parent structure (rattles, strains); else the
+    frame itself.
+    """
+    prov = provenance or {}
+    if prov.get("group"):
+        return str(prov["group"])
+    parent = str(prov.get("parent") or "")
+    if parent.startswith("trajectory:"):
+        return parent
+    if parent and prov.get("generator"):
+        return f"{prov['generator']}|{parent}"
+    return f"frame:{frame_id}"
+
+
+def _family(provenance: dict[str, Any] | None) -> str:
+    prov = provenance or {}
+    return str(prov.get("family") or prov.get("config_type") or "Default")
+
+
+def assign_group_splits(
+    groups: dict[str, list[str]],
+    families: dict[str, str],
+    existing: dict[str, str],
+    counts: dict[str, dict[str, int]],
+    *,
+    seed: int,
+    fractions: dict[str, float],
+    minimum: dict[str, int] | None = None,
+) -> dict[str, str]:
+    """Splits of new groups, stratified by family (deterministic, greedy on the deficit of each split).
+
+    Parameters
+    ----------
+    groups
+        New group -> its frame ids.
+    families
+        Group -> structure family.
+    existing
+        Group -> split of groups already in the parent version (they keep it).
+    counts
+        Family -> split -> frames already assigned (updated in place).
+    seed
+        Seed of the group order.
+    fractions
+        Target fraction of frames per split.
+    minimum
+        Split -> frames that every family with more than one group should reach first (``valid``, ``test``).
+
+    Returns
+    -------
+    dict
+        Group -> split for every group of ``groups``.
+
+    Notes
+    -----
+    Groups of a family are visited in the order of a hash of seed and group id.  A family's first group goes to
+    train; then validation and test are filled to their minimum; after that each group goes to the split
+    furthest below its target fraction.
+    """
+    minimum = {k: v for k, v in (minimum or {}).items() if fractions.get(k, 0.0) > 0}
+    out: dict[str, str] = {}
+    by_family: dict[str, list[str]] = {}
+    for group in groups:
+        if group in existing:
+            out[group] = existing[group]
+            continue
+        by_family.setdefault(families[group], []).append(group)
+    for family in sorted(by_family):
+        have = counts.setdefault(family, {s: 0 for s in SPLITS})
+        for group in sorted(by_family[family], key=lambda g: (_unit(seed, g), g)):
+            size = len(groups[group])
+            if have["train"] == 0:
+                split: Split = "train"
+            else:
+                short = [s for s in ("valid", "test") if s in minimum and have[s] < minimum[s]]
+                if short:
+                    split = short[0]  # type: ignore[assignment]
+                else:
+                    total = sum(have.values()) + size
+                    open_splits = [s for s in SPLITS if fractions.get(s, 0.0) > 0] or ["train"]
+                    split = max(open_splits, key=lambda s: (fractions.get(s, 0.0) * total - have[s], s == "train"))
+            out[group] = split
+            have[split] += size
+    return out
 
 
 class Dataset:
@@ -156,6 +257,7 @@ class Dataset:
         seed: int = 0,
         note: str = "",
         isolated_atoms: dict[str, str] | None = None,
+        minimum: dict[str, int] | None = None,
     ) -> DatasetVersion:
         """Freeze a set of labeled frames into a new immutable version.
 
@@ -168,9 +270,13 @@ class Dataset:
         parent
             Version this one grows from: its frames and their splits are kept as they are.
         fractions
-            Split fractions for frames new in this version (default 0.8/0.1/0.1).
+            Split fractions for frames new in this version (default 0.8/0.1/0.1), reached per structure
+            family by whole groups of correlated frames (:func:`frame_group`).
         seed
             Seed of the split assignment.
+        minimum
+            Frames per family that ``valid`` and ``test`` get first (when the family has groups to spare),
+            e.g. ``{"valid": 4, "test": 4}``.
         note
             Free text kept with the version.
         isolated_atoms
@@ -180,7 +286,7 @@ class Dataset:
         ------
         DataError
             If a frame id is unknown or not labeled (failed and filtered frames never enter a version),
-            or if labels from different labelers would be mixed.
+            or if labels from different labelers or different labeler settings would be mixed.
         """
         fractions = fractions or {"train": 0.8, "valid": 0.1, "test": 0.1}
         if abs(sum(fractions.values()) - 1.0) > 1e-9 or set(fractions) - set(SPLITS):
@@ -195,26 +301,21 @@ class Dataset:
         if frame_ids is not None:
             wanted = list(dict.fromkeys(frame_ids))
             query["_id"] = {"$in": wanted}
-        projection = {"_id": 1, "provenance.config_type": 1, "provenance.family": 1, "labeler": 1}
+        projection = {"_id": 1, "provenance": 1, "labeler": 1}
         docs = list(self.frames.find(query, projection))
         if frame_ids is not None and len(docs) != len(wanted):
             found = {d["_id"] for d in docs}
             missing = [i for i in wanted if i not in found][:5]
             raise DataError(f"dataset version {name!r}: frames not stored or not labeled: {missing}")
-        for doc in docs:
-            assignment.setdefault(doc["_id"], assign_split(doc["_id"], seed, fractions))
         info = {
             d["_id"]: d
             for d in self.frames.find({"_id": {"$in": [*assignment, *isolated.values()]}}, projection)
         }
+        info.update({d["_id"]: d for d in docs})
         if any(i not in info for i in isolated.values()):
             raise DataError(f"dataset version {name!r}: isolated-atom frames not stored: {isolated}")
-        labelers = Counter(LabelerInfo(**d["labeler"]).describe() for d in info.values())
-        if len({(d["labeler"]["name"], d["labeler"].get("version")) for d in info.values()}) > 1:
-            raise DataError(
-                f"dataset version {name!r} would mix labels of different labelers {dict(labelers)}; "
-                "energies of different methods are not comparable: make one version per labeler"
-            )
+        self._check_one_labeler(name, info.values())
+        assignment.update(self._split_new(assignment, [d["_id"] for d in docs], info, seed, fractions, minimum))
         config_types = Counter(
             (d.get("provenance") or {}).get("config_type") or (d.get("provenance") or {}).get("family") or "Default"
             for i, d in info.items() if i in assignment
@@ -236,13 +337,81 @@ class Dataset:
             fractions=fractions,
             counts={s: sum(1 for v in manifest.values() if v == s) for s in SPLITS},
             config_types=dict(config_types),
-            labelers=dict(labelers),
+            labelers=dict(Counter(LabelerInfo(**d["labeler"]).describe() for d in info.values())),
+            families=self._family_counts(manifest, info),
             manifest_file=file_id,
             isolated_atoms=isolated,
         )
         self.versions.insert_one({"_id": version_id, **version.model_dump(exclude={"id"})})
         logger.info("dataset version %s: %s", version_id, version.counts)
         return version
+
+    @staticmethod
+    def _check_one_labeler(name: str, docs: Iterable[dict[str, Any]]) -> None:
+        """Refuse frames of different labelers, or of one labeler with different settings."""
+        by_hash: dict[str, LabelerInfo] = {}
+        for d in docs:
+            labeler = LabelerInfo(**d["labeler"])
+            by_hash.setdefault(labeler.settings_hash, labeler)
+        if len(by_hash) <= 1:
+            return
+        first, second = list(by_hash.values())[:2]
+        if (first.name, first.version) != (second.name, second.version):
+            described = sorted({lab.describe() for lab in by_hash.values()})
+            raise DataError(
+                f"dataset version {name!r} would mix labels of different labelers {described}; energies of "
+                "different methods are not comparable: make one version per labeler"
+            )
+        keys = sorted(k for k in {*first.settings, *second.settings}
+                      if first.settings.get(k) != second.settings.get(k))
+        raise DataError(
+            f"dataset version {name!r} would mix labels of {first.describe()} made with different settings "
+            f"(they differ in {keys}): {json.dumps(first.settings, sort_keys=True, default=str)} and "
+            f"{json.dumps(second.settings, sort_keys=True, default=str)}; relabel with one set of settings or "
+            "make one version per setting"
+        )
+
+    @staticmethod
+    def _split_new(assignment: dict[str, str], new_ids: list[str], info: dict[str, dict[str, Any]], seed: int,
+                   fractions: dict[str, float], minimum: dict[str, int] | None) -> dict[str, str]:
+        """Splits of the frames new to a version: by group, stratified by family, inheriting known groups."""
+        existing: dict[str, str] = {}
+        counts: dict[str, dict[str, int]] = {}
+        for fid, split in assignment.items():
+            prov = (info.get(fid) or {}).get("provenance")
+            existing.setdefault(frame_group(prov, fid), split)
+            fam = counts.setdefault(_family(prov), {s: 0 for s in SPLITS})
+            fam[split] = fam.get(split, 0) + 1
+        groups: dict[str, list[str]] = {}
+        families: dict[str, str] = {}
+        for fid in new_ids:
+            if fid in assignment:
+                continue
+            prov = info[fid].get("provenance")
+            group = frame_group(prov, fid)
+            groups.setdefault(group, []).append(fid)
+            families.setdefault(group, _family(prov))
+        splits = assign_group_splits(groups, families, existing, counts, seed=seed, fractions=fractions,
+                                     minimum=minimum)
+        return {fid: splits[g] for g, ids in groups.items() for fid in ids}
+
+    @staticmethod
+    def _family_counts(manifest: dict[str, str], info: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, Any]] = {}
+        for fid, split in manifest.items():
+            prov = (info.get(fid) or {}).get("provenance")
+            entry = out.setdefault(_family(prov), {**{s: 0 for s in SPLITS}, **{f"{s}_groups": set() for s in SPLITS}})
+            entry[split] += 1
+            entry[f"{split}_groups"].add(frame_group(prov, fid))
+        return {f: {k: (len(v) if isinstance(v, set) else v) for k, v in e.items()} for f, e in sorted(out.items())}
+
+    def groups(self, version_id: str) -> dict[str, set[str]]:
+        """Group -> the splits its frames are in (one split per group, by construction)."""
+        manifest = self.manifest(version_id)
+        out: dict[str, set[str]] = {}
+        for d in self.frames.find({"_id": {"$in": list(manifest)}}, {"_id": 1, "provenance": 1}):
+            out.setdefault(frame_group(d.get("provenance"), d["_id"]), set()).add(manifest[d["_id"]])
+        return out
 
     def get_version(self, version_id: str) -> DatasetVersion:
         """Return a version by id, or the newest version of a dataset name."""

@@ -88,6 +88,7 @@ class Provenance(BaseModel):
     md_step: int | None = None
     source: str | None = None  # file or trajectory the frame was read from
     source_index: int | None = None
+    group: str | None = None  # frames of one group (a trajectory, a series) share a split
 
 
 class LabeledFrame(BaseModel):
