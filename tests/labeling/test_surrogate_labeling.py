@@ -274,20 +274,21 @@ def test_label_maker_flow_in_batches(stores, tmp_path, monkeypatch):
     flow = maker.make(structures)
     assert len(flow.jobs) == 4  # 3 batches + summary
     responses = run_locally(flow, stores=stores, root_dir=tmp_path)
-    summary = LabelSummary(**responses[flow.jobs[-1].uuid][1].output)
+    summary = responses[flow.jobs[-1].uuid][1].output
+    assert isinstance(summary, LabelSummary)
     assert summary.counts == {"labeled": 10} and len(summary.frame_ids) == 10
     assert len(counting.CALLS) == 10
     # the same flow again: every frame reused, no calculation
     again = run_locally(maker.make(structures), stores=stores, root_dir=tmp_path)
     assert len(counting.CALLS) == 10
     assert any(
-        r[1].output.get("counts") == {"reused": 10} for r in again.values() if isinstance(r[1].output, dict)
+        r[1].output.counts == {"reused": 10} for r in again.values() if isinstance(r[1].output, LabelSummary)
     )
     # relabel by frame ids with another labeler: structures and provenance come from the store
     other = SurrogateLabeler(calculator="lj", calculator_kwargs={**LJ, "epsilon": 0.06}, name="lj-li-2")
     flow2 = LabelMaker(labeler=other, batch_size=5).make(frame_ids=summary.frame_ids)
     out = run_locally(flow2, stores=stores, root_dir=tmp_path)
-    s2 = LabelSummary(**out[flow2.jobs[-1].uuid][1].output)
+    s2 = out[flow2.jobs[-1].uuid][1].output
     assert s2.counts == {"labeled": 10}
     assert Dataset(stores).get(s2.frame_ids[0]).provenance.family == "bulk"
 

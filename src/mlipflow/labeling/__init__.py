@@ -23,7 +23,7 @@ _EXPORTS = {
     "FamilyEnergyStats": "mlipflow.labeling.filters",
     "SanityFilter": "mlipflow.labeling.filters",
     "LabelMaker": "mlipflow.labeling.jobs",
-    "LabelSummary": "mlipflow.labeling.jobs",
+    "LabelSummary": "mlipflow.labeling.schemas",
     "label_batch": "mlipflow.labeling.jobs",
     "label_structures": "mlipflow.labeling.jobs",
     "LabelLedger": "mlipflow.labeling.ledger",

@@ -95,3 +95,29 @@ class Labeler(MSONable, abc.ABC):
 
     def setup(self) -> None:
         """Prepare expensive resources once per batch (load a model, check an executable)."""
+
+    def ase_calculator(self) -> Any:
+        """The labeler as an ASE calculator, to drive reference MD with it (surrogates; DFT goes through atomate2).
+
+        Raises
+        ------
+        LabelingError
+            If this labeler has no in-process calculator.
+        """
+        from mlipflow.errors import LabelingError
+
+        raise LabelingError(
+            f"labeler {self.info.describe()} has no in-process ASE calculator: its reference MD goes through "
+            "atomate2's MD Makers (mlipflow.sampling.aimd), not through reference_md"
+        )
+
+
+@dataclass
+class LabelerCalculator(MSONable):
+    """Builds a labeler's ASE calculator in a worker process (``build()``), for MD with the reference itself."""
+
+    labeler: Labeler
+
+    def build(self) -> Any:
+        self.labeler.setup()
+        return self.labeler.ase_calculator()

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from jobflow import Flow, Job, Maker, Response, job
-from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
 from mlipflow.data import LabeledFrame, Provenance
@@ -25,42 +24,10 @@ from mlipflow.errors import DataError, LabelingError
 from mlipflow.labeling.base import Labeler
 from mlipflow.labeling.filters import FamilyEnergyStats, SanityFilter
 from mlipflow.labeling.ledger import LabelLedger, provenance_of
+from mlipflow.labeling.schemas import LabelSummary
 from mlipflow.storage import Stores, get_stores
 
 logger = logging.getLogger(__name__)
-
-
-class LabelSummary(BaseModel):
-    """What a labeling batch did (a small document: ids and counts, no labels).
-
-    ``counts`` keys: ``labeled`` (new labels), ``reused`` (already labeled before), ``failed`` (gave up after
-    ``max_attempts``), ``filtered`` (label kept but rejected by a sanity filter), ``in_flight`` (running under
-    another live claim, not started again), ``retry_later`` (failed, attempts left).
-    """
-
-    labeler: str
-    labeler_hash: str
-    frame_ids: list[str] = Field(default_factory=list)
-    counts: dict[str, int] = Field(default_factory=dict)
-    calculator_calls: int = 0
-    seconds: float = 0.0
-
-    @classmethod
-    def merge(cls, summaries: Sequence[LabelSummary | dict[str, Any]]) -> LabelSummary:
-        items = [s if isinstance(s, LabelSummary) else cls(**s) for s in summaries]
-        if not items:
-            return cls(labeler="", labeler_hash="")
-        counts: Counter[str] = Counter()
-        for s in items:
-            counts.update(s.counts)
-        return cls(
-            labeler=items[0].labeler,
-            labeler_hash=items[0].labeler_hash,
-            frame_ids=[i for s in items for i in s.frame_ids],
-            counts=dict(counts),
-            calculator_calls=sum(s.calculator_calls for s in items),
-            seconds=sum(s.seconds for s in items),
-        )
 
 
 def _describe(exc: BaseException) -> str:
@@ -204,7 +171,7 @@ def _as_dict(provenance: Provenance | dict[str, Any] | None) -> dict[str, Any]:
     return provenance.model_dump(exclude_none=True) if isinstance(provenance, Provenance) else dict(provenance)
 
 
-@job
+@job(output_schema=LabelSummary)
 def label_batch(
     labeler: Labeler,
     structures: list[Structure] | None = None,
@@ -213,8 +180,8 @@ def label_batch(
     sanity_filter: SanityFilter | None = None,
     stale_after: float = 6 * 3600.0,
     tags: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Job: label one batch (structures, or ids of stored frames); return a :class:`LabelSummary` dict.
+) -> LabelSummary:
+    """Job: label one batch (structures, or ids of stored frames); return its :class:`LabelSummary`.
 
     ``tags`` (e.g. ``{"campaign": "li2o", "iteration": 0}``) are added to every new frame's provenance.
     """
@@ -233,13 +200,13 @@ def label_batch(
         sanity_filter=sanity_filter,
         stale_after=stale_after,
     )
-    return summary.model_dump()
+    return summary
 
 
-@job
-def gather_label_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+@job(output_schema=LabelSummary)
+def gather_label_summaries(summaries: list[LabelSummary | dict[str, Any]]) -> LabelSummary:
     """Job: merge batch summaries into one (frame ids in input order, summed counts)."""
-    return LabelSummary.merge(summaries).model_dump()
+    return LabelSummary.merge(summaries)
 
 
 @dataclass
@@ -291,7 +258,7 @@ class LabelMaker(Maker):
         Returns
         -------
         Flow
-            Batch jobs and a gathering job; the flow's output is a :class:`LabelSummary` dict.
+            Batch jobs and a gathering job; the flow's output is a :class:`LabelSummary`.
         """
         if self.labeler is None:
             raise LabelingError(
@@ -330,4 +297,6 @@ def label_when_known(maker: LabelMaker, structures: Sequence[Structure] | dict[s
     """
     if isinstance(structures, dict):
         structures = structures["structures"]
+    elif hasattr(structures, "structures"):
+        structures = structures.structures
     return Response(replace=maker.make(structures=list(structures), tags=tags))
