@@ -16,9 +16,9 @@ from mlipflow._lazy import lazy_exports
 
 _EXPORTS = {
     "CommitteeMDMaker": "mlipflow.sampling.jobs",
-    "SamplingSummary": "mlipflow.sampling.jobs",
+    "SamplingSummary": "mlipflow.sampling.schemas",
     "committee_md": "mlipflow.sampling.jobs",
-    "MDResult": "mlipflow.sampling.md",
+    "MDResult": "mlipflow.sampling.schemas",
     "MDSettings": "mlipflow.sampling.md",
     "TemperatureSchedule": "mlipflow.sampling.md",
     "run_md": "mlipflow.sampling.md",

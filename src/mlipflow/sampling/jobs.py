@@ -15,36 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobflow import Job, Maker, job
-from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
 from mlipflow.data.hashing import structure_hash
 from mlipflow.errors import ConfigError
 from mlipflow.execution import Resource, set_resource
+from mlipflow.labeling.base import Labeler
 from mlipflow.replay import finished_step, record_step, step_key
-from mlipflow.sampling.md import MDResult, MDSettings, TemperatureSchedule, run_walkers
+from mlipflow.sampling.md import MDSettings, TemperatureSchedule, run_walkers
 from mlipflow.sampling.monitors import Monitor
+from mlipflow.sampling.schemas import ReferenceMDSummary, SamplingSummary
 from mlipflow.sampling.trajectory import TrajectoryStore
 from mlipflow.sampling.uncertainty import CalculatorFactory
 from mlipflow.storage import Stores, get_stores
 
 logger = logging.getLogger(__name__)
-
-
-class SamplingSummary(BaseModel):
-    """Output of a sampling job: one result per walker (trajectory ids, stop reasons, spreads)."""
-
-    walkers: list[MDResult] = Field(default_factory=list)
-
-    @property
-    def trajectory_ids(self) -> list[str]:
-        return [w.trajectory_id for w in self.walkers if w.trajectory_id]
-
-    def stop_reasons(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for w in self.walkers:
-            counts[w.stop_reason] = counts.get(w.stop_reason, 0) + 1
-        return counts
 
 
 def _finished_sampling(stores: Stores, key: str | None) -> SamplingSummary | None:
@@ -59,7 +44,7 @@ def _finished_sampling(stores: Stores, key: str | None) -> SamplingSummary | Non
     return summary
 
 
-@job
+@job(output_schema=SamplingSummary)
 def committee_md(
     structures: list[Structure],
     calculator: CalculatorFactory,
@@ -67,10 +52,12 @@ def committee_md(
     settings: MDSettings,
     monitors: list[Monitor] | None = None,
     metadata: dict[str, Any] | None = None,
+    processes: int = 1,
 ) -> SamplingSummary:
     """Job: run every structure at every temperature with the committee; trajectories go to the store.
 
     A run with the same inputs that already finished is not repeated: its stored result is returned.
+    ``processes`` walkers run at the same time (spawned processes, each building the committee).
     """
     stores = get_stores()
     key = step_key("committee_md", {
@@ -81,9 +68,9 @@ def committee_md(
     if done is not None:
         logger.info("committee MD: reusing the finished run %s (%d walkers)", key, len(done.walkers))
         return done
-    committee = calculator.build()
+    committee = calculator if processes > 1 else calculator.build()
     results = run_walkers(structures, temperatures, committee, settings, stores=stores, monitors=monitors,
-                          metadata={"calculator": calculator.factory, **(metadata or {})})
+                          metadata={"calculator": calculator.factory, **(metadata or {})}, processes=processes)
     summary = SamplingSummary(walkers=results)
     logger.info("committee MD: %d walkers, stop reasons %s", len(results), summary.stop_reasons())
     if not any(w.stop_reason.startswith("error") for w in results):  # a failed walker runs again on resume
@@ -112,6 +99,8 @@ class CommitteeMDMaker(Maker):
         Worker category: MD goes to ``gpu`` workers.
     metadata
         Kept in every trajectory header (campaign, iteration, ...).
+    processes
+        Walkers run at the same time in separate processes (1: one after the other).
     """
 
     name: str = "committee md"
@@ -121,6 +110,7 @@ class CommitteeMDMaker(Maker):
     monitors: list[Any] | None = None
     resource: Resource = "gpu"
     metadata: dict[str, Any] = field(default_factory=dict)
+    processes: int = 1
 
     def make(self, structures: list[Structure]) -> Job:
         """The sampling job over ``structures`` (Å)."""
@@ -129,7 +119,90 @@ class CommitteeMDMaker(Maker):
         if not self.temperatures:
             raise ConfigError("CommitteeMDMaker needs at least one temperature (K)")
         md_job = committee_md(structures, self.calculator, list(self.temperatures), self.settings,
-                              self.monitors, self.metadata)
+                              self.monitors, self.metadata, self.processes)
+        md_job.name = self.name
+        set_resource(md_job, self.resource)
+        return md_job
+
+
+@job(output_schema=ReferenceMDSummary)
+def reference_md_job(
+    structures: list[Structure] | dict[str, Any],
+    labeler: Labeler,
+    temperatures: list[float | TemperatureSchedule],
+    settings: MDSettings,
+    replicas: int = 1,
+    equilibration: int = 0,
+    processes: int = 1,
+    tags: dict[str, Any] | None = None,
+) -> ReferenceMDSummary:
+    """Job: reference MD with the labeler (see :func:`~mlipflow.sampling.reference.run_reference_md`).
+
+    A finished run with the same inputs is replayed (its frames and trajectories are in the store).
+    """
+    from mlipflow.sampling.reference import (
+        record_reference_md,
+        reference_md_key,
+        reference_md_replayed,
+        run_reference_md,
+    )
+
+    if isinstance(structures, dict):
+        structures = structures["structures"]
+    stores = get_stores()
+    key = reference_md_key(structures, labeler, temperatures, settings, replicas=replicas,
+                           equilibration=equilibration, tags=tags or {})
+    done = reference_md_replayed(stores, key)
+    if done is not None:
+        logger.info("reference MD: replaying the finished run %s (%d frames)", key, len(done.frame_ids))
+        return done
+    summary = run_reference_md(stores, structures, labeler, temperatures, settings, replicas=replicas,
+                               equilibration=equilibration, processes=processes, tags=tags)
+    record_reference_md(stores, key, summary)
+    return summary
+
+
+@dataclass
+class ReferenceMDMaker(Maker):
+    """MD with the labeler itself (AIMD or its surrogate stand-in); its frames after equilibration are labels.
+
+    Parameters
+    ----------
+    name
+        Job name.
+    labeler
+        The reference labeler (needs an in-process ASE calculator, e.g. a surrogate).
+    temperatures
+        Temperatures (K) or schedules.
+    settings
+        MD settings (ensemble, time step in fs, steps, record stride, seed).
+    replicas
+        Independent walkers (seeds) per structure and temperature.
+    equilibration
+        Steps whose frames are not kept as labels.
+    processes
+        Walkers run at the same time (spawned processes).
+    resource
+        Worker category (reference calculations go to ``cpu`` workers by default).
+    """
+
+    name: str = "reference md"
+    labeler: Labeler | None = None
+    temperatures: list[float | TemperatureSchedule] = field(default_factory=lambda: [300.0])
+    settings: MDSettings = field(default_factory=MDSettings)
+    replicas: int = 1
+    equilibration: int = 0
+    processes: int = 1
+    resource: Resource = "cpu"
+
+    def make(self, structures: Any, tags: dict[str, Any] | None = None) -> Job:
+        """The reference MD job over ``structures`` (a list, or a structure-set document with ``structures``)."""
+        if self.labeler is None:
+            raise ConfigError("ReferenceMDMaker needs a labeler")
+        if not self.temperatures:
+            raise ConfigError("ReferenceMDMaker needs at least one temperature (K)")
+        md_job = reference_md_job(structures, self.labeler, list(self.temperatures), self.settings, self.replicas,
+                                  self.equilibration, self.processes, tags)
         md_job.name = self.name
         set_resource(md_job, self.resource)
         return md_job

@@ -31,6 +31,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from mlipflow.errors import ConfigError
 from mlipflow.sampling.monitors import Monitor, MonitorSet, default_monitors
+from mlipflow.sampling.schemas import MDResult
 from mlipflow.sampling.trajectory import TrajectoryStore
 from mlipflow.sampling.uncertainty import Committee, CommitteeMeanCalculator
 from mlipflow.storage import Stores
@@ -139,6 +140,11 @@ class MDSettings(BaseModel):
         Stop when a stability monitor fires.
     seed
         Seed of the initial velocities and of the Langevin noise.
+    velocity_scale
+        Initial Maxwell–Boltzmann velocities are drawn at this multiple of the starting temperature.  2 brings a
+        crystal started on its lattice sites to the target temperature within about a phonon period
+        (equipartition halves the kinetic energy), where 1 leaves it at half the target until the thermostat
+        catches up (about 1/friction).
     chunk_frames
         Frames per stored trajectory chunk.
     store_forces
@@ -158,34 +164,9 @@ class MDSettings(BaseModel):
     patience: int = Field(3, ge=1)
     stop_on_monitor: bool = True
     seed: int = 0
+    velocity_scale: float = Field(1.0, gt=0)
     chunk_frames: int = Field(500, ge=1)
     store_forces: bool = True
-
-
-class MDResult(BaseModel):
-    """What one walker did (a small document; the frames are in the trajectory store).
-
-    ``stop_reason`` is ``completed``, ``uncertainty`` (spread above the upper trust bound), ``monitor:<name>``
-    or ``error: <message>``.  Spreads in eV/Å, temperatures in K.
-    """
-
-    trajectory_id: str | None = None
-    walker: int = 0
-    family: str | None = None
-    temperature: float
-    max_temperature: float
-    n_atoms: int
-    n_frames: int
-    n_steps: int
-    stop_reason: str = "completed"
-    stop_step: int | None = None
-    verdicts: list[dict[str, Any]] = Field(default_factory=list)
-    max_force_spread: float = 0.0
-    mean_max_force_spread: float = 0.0
-    mean_temperature: float = 0.0
-    seconds: float = 0.0
-    steps_per_second: float = 0.0
-    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 def make_dynamics(atoms: Atoms, settings: MDSettings, temperature: float, schedule: TemperatureSchedule,
@@ -287,7 +268,7 @@ def run_md(
     calc = CommitteeMeanCalculator(committee)
     atoms.calc = calc
     t0 = schedule.at(0)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=t0, rng=rng)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=t0 * settings.velocity_scale, rng=rng)
     Stationary(atoms)
     dyn = make_dynamics(atoms, settings, t0, schedule, rng)
     mset = MonitorSet(copy.deepcopy(list(default_monitors() if monitors is None else monitors)))
@@ -398,23 +379,57 @@ class WalkerPlan:
 def run_walkers(
     structures: Sequence[Structure | Atoms],
     temperatures: Sequence[float | TemperatureSchedule],
-    committee: Committee,
+    committee: Committee | Any,
     settings: MDSettings | None = None,
     *,
     stores: Stores | None = None,
     monitors: Sequence[Monitor] | None = None,
     metadata: dict[str, Any] | None = None,
+    processes: int = 1,
 ) -> list[MDResult]:
-    """Run every structure at every temperature (one walker each) with one committee, in this process.
+    """Run every structure at every temperature (one walker each) with one committee.
 
-    Walker ``k`` (structure-major order) is seeded with ``settings.seed + k``; its trajectory header holds the
-    structure and temperature indices.  See :func:`run_md` for the parameters.
+    Walker ``k`` (structure-major order) is seeded with ``settings.seed + k`` wherever it runs, so the result does
+    not depend on ``processes``; its trajectory header holds the structure and temperature indices.  See
+    :func:`run_md` for the parameters.
+
+    Parameters
+    ----------
+    committee
+        The committee (calculators), or a *builder* (an object with ``build()`` returning one, such as a
+        :class:`~mlipflow.sampling.uncertainty.CalculatorFactory`), which ``processes > 1`` needs: each worker
+        process builds its own calculator.
+    processes
+        Walkers run at the same time in separate processes (spawned; each uses ``settings.torch_threads`` torch
+        threads of the stores' settings).  1: one after the other in this process.
     """
     plan = WalkerPlan(list(structures), list(temperatures))
+    walkers = [(k, i, j, temp, {"structure_index": i, "temperature_index": j, **(metadata or {})})
+               for k, (i, j, temp) in enumerate(plan.walkers())]
+    builder = committee if hasattr(committee, "build") else None
+    if processes > 1 and len(walkers) > 1:
+        if builder is None:
+            raise ConfigError("running walkers in several processes needs a calculator builder (e.g. a "
+                              "CalculatorFactory), not calculator objects")
+        from mlipflow.parallel import map_in_processes
+
+        tasks = [(plan.structures[i], temp, settings, monitors, meta, k) for k, i, j, temp, meta in walkers]
+        return map_in_processes(_walker_task, tasks, processes=processes, builder=builder,
+                                settings=stores.settings if stores is not None else None,
+                                with_stores=stores is not None)
+    calc = builder.build() if builder is not None else committee
     results = []
-    for k, (i, j, temp) in enumerate(plan.walkers()):
-        meta = {"structure_index": i, "temperature_index": j, **(metadata or {})}
-        result, _ = run_md(plan.structures[i], committee, temp, settings, stores=stores, monitors=monitors,
+    for k, i, _j, temp, meta in walkers:
+        result, _ = run_md(plan.structures[i], calc, temp, settings, stores=stores, monitors=monitors,
                            metadata=meta, walker=k)
         results.append(result)
     return results
+
+
+def _walker_task(context: Any, structure: Structure | Atoms, temperature: float | TemperatureSchedule,
+                 settings: MDSettings | None, monitors: Sequence[Monitor] | None, metadata: dict[str, Any],
+                 walker: int) -> MDResult:
+    """One walker in a worker process (``context`` holds the process's calculator and stores)."""
+    result, _ = run_md(structure, context.calculator, temperature, settings, stores=context.stores,
+                       monitors=monitors, metadata=metadata, walker=walker)
+    return result
