@@ -8,6 +8,7 @@ from ase.build import bulk
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from mlipflow.data import Dataset, LabeledFrame, LabelerInfo, Provenance, structure_hash
+from mlipflow.errors import ConfigError
 from mlipflow.execution import run_locally
 from mlipflow.sampling import TrajectoryStore
 from mlipflow.selection import (
@@ -126,16 +127,18 @@ def test_select_frames_end_to_end(stores):
     ids, first = _write_pool(stores)
     # frame 0 of "bulk" is in the dataset already, and also a candidate with this window
     labeler = LabelerInfo(name="lj", kind="surrogate")
-    Dataset(stores).add_frames([LabeledFrame.from_atoms(first, labeler, energy=0.0, forces=np.zeros((4, 3)),
-                                                        provenance=Provenance(family="bulk"))])
+    dataset = Dataset(stores)
+    dataset.add_frames([LabeledFrame.from_atoms(first, labeler, energy=0.0, forces=np.zeros((4, 3)),
+                                                provenance=Provenance(family="bulk"))])
+    version = dataset.create_version("campaign", fractions={"train": 1.0})
     trust = TrustWindowSelector(TrustWindow(0.0, 0.5))
     soap = SoapDescriptor(species=["Li"], r_cut=4.0, n_max=3, l_max=2)
     kwargs = dict(trust=trust, descriptor=soap, method="kmeans", budget=10, budget_per_family={"interface": 3},
-                  seed=5)
+                  seed=5, reference_version=version.id)
     r1 = select_frames(stores, ids, **kwargs)
     r2 = select_frames(stores, ids, **kwargs)
     assert r1.frame_keys == r2.frame_keys  # same seed, same picks
-    assert r2.counts["cache_hits"] > 0 and r2.counts["cache_misses"] == 0
+    assert r2.counts["cache_hits"] > 0 and r2.counts["cache_misses"] == 0 and r1.counts["reference_frames"] == 1
     assert r1.counts["frames"] == 80 and r1.counts["failed"] == 28 and r1.counts["dedup_dropped"] == 1
     assert r1.per_family["interface"]["picked"] == 3 and r1.per_family["bulk"]["picked"] == 7
     assert (ids[0], 0) not in r1.frame_keys
@@ -157,3 +160,43 @@ def test_selector_maker_job(stores):
     job = maker.make(ids)
     out = run_locally(job, stores)[job.uuid][1].output
     assert len(out.picks) == 4 and out.method == "fps"
+
+
+def test_selection_ignores_frames_of_another_campaign(stores):
+    """Only the campaign's own dataset version is the reference: another campaign's NaCl frame changes nothing."""
+    from ase.build import bulk as ase_bulk
+
+    ids, first = _write_pool(stores, n_per=12)
+    labeler = LabelerInfo(name="lj", kind="surrogate")
+    dataset = Dataset(stores)
+    nacl = ase_bulk("NaCl", "rocksalt", a=5.64)
+    other = LabeledFrame.from_atoms(nacl, labeler, energy=-1.0, forces=np.zeros((2, 3)),
+                                    provenance=Provenance(family="bulk", campaign="nacl"))
+    mine = LabeledFrame.from_atoms(first, labeler, energy=0.0, forces=np.zeros((4, 3)),
+                                   provenance=Provenance(family="bulk", campaign="li"))
+    dataset.add_frames([other, mine])
+    version = dataset.create_version("li", frame_ids=[mine.content_hash], fractions={"train": 1.0})
+    soap = SoapDescriptor(species=["Li"], r_cut=4.0, n_max=3, l_max=2)
+    result = select_frames(stores, ids, trust=TrustWindowSelector(TrustWindow(0.0, 0.5)), descriptor=soap,
+                           budget=5, reference_version=version.id, n_spot_checks=0)
+    assert len(result.picks) == 5 and result.counts["reference_frames"] == 1 and result.counts["dedup_dropped"] == 1
+    # the reference is cached per version: a second selection reads it back
+    from mlipflow.selection.reference import dataset_reference
+
+    assert dataset_reference(stores, version.id, soap).frame_ids == [mine.content_hash]
+
+
+def test_spot_checks_pick_accurate_frames_and_relative_windows_scale(stores):
+    ids, _ = _write_pool(stores, n_per=12)
+    soap = SoapDescriptor(species=["Li"], r_cut=4.0, n_max=3, l_max=2)
+    result = select_frames(stores, ids, trust=TrustWindowSelector(TrustWindow(0.05, 0.5)), descriptor=soap,
+                           budget=6, n_spot_checks=2, seed=3)
+    checks = [p for p in result.picks if p.spot_check]
+    assert len(checks) == 2 and all(p.category == "accurate" and p.max_force_spread < 0.05 for p in checks)
+    assert len(result.picks) == 6
+    relative = TrustWindowSelector(TrustWindow(2.0, 10.0), mode="relative")
+    scaled, units = relative.scaled({"p50": 0.02, "n_frames": 10, "p50@bulk": 0.01, "n_frames@bulk": 5}, ["bulk", "x"])
+    assert units == {"bulk": 0.01, "x": 0.02}
+    assert abs(scaled.window("bulk").lower - 0.02) < 1e-12 and abs(scaled.window("x").upper - 0.2) < 1e-12
+    with pytest.raises(ConfigError, match=r"relative.*validation"):
+        relative.scaled({}, ["bulk"])

@@ -1,10 +1,16 @@
 """Frame descriptors for diversity selection: SOAP (dscribe) and a MACE model's own invariant features.
 
-Both give one vector per frame: the average of the per-atom descriptors over the frame (``average="frame"``)
-or, per species, the averages concatenated in a fixed species order (``average="species"``; a species absent
-from a frame contributes zeros).  :class:`DescriptorCache` keeps vectors in the store keyed by descriptor
-settings and frame content hash (:func:`frame_hash`, identical to the dataset's
-:func:`~mlipflow.data.structure_hash`), so a frame is described once however often it is selected from.
+Both give one vector per frame: the average of the per-atom descriptors over the frame (``average="frame"``),
+per species, the averages concatenated in a fixed species order (``average="species"``; a species absent
+from a frame contributes zeros), or the average over the frame's ``focus_atoms`` atoms that matter most
+(``average="focus"``): those with the largest committee force spread when the frame carries one (an explored
+frame, ``atoms.arrays["forces_spread"]``), else those whose environment is farthest from the frame's mean
+(e.g. the boundary atoms of a grain-boundary cell).  A frame average dilutes the few boundary atoms of a
+100-atom boundary cell into its bulk; the focus average does not.
+
+:class:`DescriptorCache` keeps vectors in the store keyed by descriptor settings and frame content hash
+(:func:`frame_hash`, identical to the dataset's :func:`~mlipflow.data.structure_hash`), so a frame is described
+once however often it is selected from.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from mlipflow.storage import Stores
 logger = logging.getLogger(__name__)
 
 DESCRIPTOR_CACHE = "descriptor_cache"
-Average = Literal["frame", "species"]
+Average = Literal["frame", "species", "focus"]
+#: per-atom array of explored frames holding each atom's committee force spread (eV/Å)
+SPREAD_ARRAY = "forces_spread"
 
 
 def frame_hash(atoms: Atoms) -> str:
@@ -45,9 +53,22 @@ def frame_hash(atoms: Atoms) -> str:
     return _sha({"lattice": [f"{x:.{LATTICE_DECIMALS}f}" for x in lattice.ravel()], "sites": sites})
 
 
-def _average(per_atom: np.ndarray, numbers: np.ndarray, average: Average, species: Sequence[int]) -> np.ndarray:
+def focus_atoms(per_atom: np.ndarray, n: int, spread: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``n`` atoms that matter most: largest force spread if given, else most atypical environment."""
+    n = max(1, min(int(n), len(per_atom)))
+    if spread is not None and len(spread) == len(per_atom) and np.all(np.isfinite(spread)):
+        score = np.asarray(spread, dtype=float)
+    else:
+        score = np.linalg.norm(per_atom - per_atom.mean(axis=0), axis=1)
+    return np.argsort(-score, kind="stable")[:n]
+
+
+def _average(per_atom: np.ndarray, numbers: np.ndarray, average: Average, species: Sequence[int],
+             focus: np.ndarray | None = None) -> np.ndarray:
     if average == "frame":
         return per_atom.mean(axis=0)
+    if average == "focus":
+        return per_atom[focus].mean(axis=0)
     parts = []
     for z in species:
         mask = numbers == z
@@ -79,7 +100,9 @@ class SoapDescriptor(MSONable):
     sigma
         Gaussian width of the atomic densities (Å).
     average
-        ``frame`` or ``species`` (see the module docstring).
+        ``frame``, ``species`` or ``focus`` (see the module docstring).
+    focus_atoms
+        Atoms averaged with ``average="focus"``.
     n_jobs
         Parallel workers of dscribe (keep 1 on shared machines).
     """
@@ -90,11 +113,13 @@ class SoapDescriptor(MSONable):
     l_max: int = 4
     sigma: float = 0.5
     average: Average = "frame"
+    focus_atoms: int = 8
     n_jobs: int = 1
 
     @property
     def key(self) -> str:
-        params = {k: v for k, v in asdict(self).items() if k != "n_jobs"}
+        params = {k: v for k, v in asdict(self).items()
+                  if k != "n_jobs" and (k != "focus_atoms" or self.average == "focus")}
         params["species"] = sorted(params["species"])
         return "soap-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -121,7 +146,9 @@ class SoapDescriptor(MSONable):
             if extra:
                 raise ConfigError(f"frame has species {sorted(extra)} not in the SOAP species {sorted(known)}")
             per_atom = soap.create(atoms, n_jobs=self.n_jobs)
-            out.append(_average(per_atom, atoms.numbers, self.average, zs))
+            focus = (focus_atoms(per_atom, self.focus_atoms, atoms.arrays.get(SPREAD_ARRAY))
+                     if self.average == "focus" else None)
+            out.append(_average(per_atom, atoms.numbers, self.average, zs, focus))
         return np.asarray(out, dtype=np.float32)
 
 
@@ -136,7 +163,9 @@ class MaceDescriptor(MSONable):
     species
         Element symbols, for ``average="species"``.
     average
-        ``frame`` or ``species``.
+        ``frame``, ``species`` or ``focus``.
+    focus_atoms
+        Atoms averaged with ``average="focus"``.
     num_layers
         Interaction layers to include (-1: all).
     device, default_dtype
@@ -148,6 +177,7 @@ class MaceDescriptor(MSONable):
     model_paths: list[str] = field(default_factory=list)
     species: list[str] = field(default_factory=list)
     average: Average = "frame"
+    focus_atoms: int = 8
     num_layers: int = -1
     device: str = "cpu"
     default_dtype: str = "float64"
@@ -162,7 +192,7 @@ class MaceDescriptor(MSONable):
         if not ident:
             ident.append(f"calc-{id(self.calculator)}")
         params = {"models": ident, "species": sorted(self.species), "average": self.average,
-                  "num_layers": self.num_layers}
+                  "num_layers": self.num_layers, **({"focus": self.focus_atoms} if self.average == "focus" else {})}
         return "mace-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
     def _calc(self) -> Any:
@@ -184,7 +214,9 @@ class MaceDescriptor(MSONable):
         for atoms in frames:
             per_atom = np.asarray(calc.get_descriptors(atoms.copy(), invariants_only=True,
                                                        num_layers=self.num_layers))
-            out.append(_average(per_atom, atoms.numbers, self.average, zs))
+            focus = (focus_atoms(per_atom, self.focus_atoms, atoms.arrays.get(SPREAD_ARRAY))
+                     if self.average == "focus" else None)
+            out.append(_average(per_atom, atoms.numbers, self.average, zs, focus))
         return np.asarray(out, dtype=np.float32)
 
 

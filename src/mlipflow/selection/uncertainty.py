@@ -48,13 +48,62 @@ class TrustWindowSelector(MSONable):
     Parameters
     ----------
     default
-        Window for families without their own (eV/Å).
+        Window for families without their own (eV/Å; multiples of the committee's validation spread when
+        ``mode="relative"``).
     per_family
         Windows by structure family name (``bulk``, ``slab``, ``interface``, ``amorphous``, ...).
+    mode
+        ``absolute``: bounds in eV/Å.  ``relative``: bounds as multiples of the committee's median largest-atom
+        force spread on its own validation frames (per family when the family has at least
+        ``min_family_frames`` validation frames, else over all of them); :meth:`scaled` turns them into eV/Å.
+    min_family_frames
+        Validation frames a family needs for its own scale in relative mode.
     """
 
     default: TrustWindow = field(default_factory=TrustWindow)
     per_family: dict[str, TrustWindow] = field(default_factory=dict)
+    mode: Literal["absolute", "relative"] = "absolute"
+    min_family_frames: int = 3
+
+    def scaled(self, spread: dict[str, float], families: list[str]) -> tuple[TrustWindowSelector, dict[str, float]]:
+        """Absolute windows (eV/Å) from relative ones and a committee's validation spread statistics.
+
+        Parameters
+        ----------
+        spread
+            ``p50`` (eV/Å) and ``n_frames``, and per family ``p50@<family>`` and ``n_frames@<family>``
+            (:func:`~mlipflow.training.committee.spread_statistics`).
+        families
+            Families to scale.
+
+        Returns
+        -------
+        selector, units
+            The absolute selector and the unit (eV/Å) used for each family.
+
+        Raises
+        ------
+        ConfigError
+            Relative mode without the committee's validation spread (no validation split).
+        """
+        if self.mode == "absolute":
+            return self, {}
+        if not spread or not spread.get("p50"):
+            raise ConfigError(
+                "selection trust mode 'relative' needs the committee's force spread on its validation frames, "
+                "and the committee has none (its dataset version has no validation split): give validation "
+                "frames (splits: valid > 0) or use absolute trust bounds (eV/Å)")
+        units: dict[str, float] = {}
+        windows: dict[str, TrustWindow] = {}
+        for fam in sorted(set(families)):
+            own = spread.get(f"p50@{fam}")
+            enough = spread.get(f"n_frames@{fam}", 0) >= self.min_family_frames
+            unit = float(own) if own and enough else float(spread["p50"])
+            units[fam] = unit
+            win = self.window(fam)
+            windows[fam] = TrustWindow(lower=win.lower * unit, upper=win.upper * unit)
+        default = TrustWindow(lower=self.default.lower * spread["p50"], upper=self.default.upper * spread["p50"])
+        return TrustWindowSelector(default=default, per_family=windows), units
 
     def window(self, family: str | None) -> TrustWindow:
         return self.per_family.get(family or "", self.default)
