@@ -37,5 +37,5 @@ def test_mace_train_maker_runs_through_jobflow(stores, tiny, make_version):
     job = MaceTrainMaker(hyperparams=tiny.with_updates(max_num_epochs=3)).make(version)
     responses = run_locally(job, stores=stores)
     output = responses[job.uuid][1].output
-    record = ModelRegistry(stores).get(output["model_id"])
-    assert record.dataset_version == version and output["errors"]["valid"]["rmse_f"] > 0
+    record = ModelRegistry(stores).get(output.model_id)
+    assert record.dataset_version == version and output.errors["valid"]["rmse_f"] > 0

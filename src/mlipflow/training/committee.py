@@ -23,7 +23,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from mlipflow.storage import Stores
 from mlipflow.training.hyperparams import MaceHyperParams
 from mlipflow.training.registry import ModelRecord, ModelRegistry
-from mlipflow.training.trainer import load_calculator, train_model
+from mlipflow.training.trainer import evaluate_errors, load_calculator, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,56 @@ class CommitteeCalculator(Calculator):
             self.results["stress"] = np.asarray(res["stress"], dtype=float)
 
 
+def assess_committee(stores: Stores, committee_id: str, splits: tuple[str, ...] = ("valid", "test")
+                     ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Errors of a committee's mean on its dataset's splits, and its force spread on the validation frames.
+
+    Returns
+    -------
+    errors, spread
+        ``errors``: split -> {``rmse_e_per_atom`` eV/atom, ``rmse_f`` eV/Å, ``n_frames``}; ``spread``: the
+        largest-atom force spread (eV/Å) over the validation frames: ``p50``, ``p90``, ``max``, ``mean``,
+        ``n_frames`` (the scale of the relative trust window), and ``p50@<family>``, ``n_frames@<family>``.
+    """
+    from mlipflow.data import Dataset
+    from mlipflow.training.trainer import _EVAL_LOCK, set_torch_threads
+
+    record = ModelRegistry(stores).get(committee_id)
+    dataset = Dataset(stores)
+    errors: dict[str, dict[str, float]] = {}
+    spread: dict[str, float] = {}
+    with _EVAL_LOCK:
+        set_torch_threads(stores.settings.torch_threads)
+        calc = CommitteeCalculator.from_registry(stores, committee_id, device=record.device or "cpu")
+        for split in splits:
+            frames = [f for f, _ in dataset.version_frames(record.dataset_version, split)]  # type: ignore[arg-type]
+            if not frames:
+                continue
+            errors[split] = evaluate_errors(calc, frames)["all"]
+            if split == "valid":
+                values, families = [], []
+                for frame in frames:
+                    atoms = frame.to_atoms()
+                    atoms.calc = calc
+                    atoms.get_potential_energy()
+                    values.append(float(calc.results["max_forces_spread"]))
+                    families.append(frame.provenance.family or "unknown")
+                spread = spread_statistics(np.asarray(values), families)
+    return errors, spread
+
+
+def spread_statistics(values: np.ndarray, families: list[str]) -> dict[str, float]:
+    """p50, p90, max, mean and count of largest-atom force spreads (eV/Å), overall and ``p50@<family>`` per family."""
+    out = {"p50": float(np.percentile(values, 50)), "p90": float(np.percentile(values, 90)),
+           "max": float(values.max()), "mean": float(values.mean()), "n_frames": float(values.size)}
+    fams = np.asarray(families, dtype=object)
+    for fam in sorted(set(families)):
+        sub = values[fams == fam]
+        out[f"p50@{fam}"] = float(np.percentile(sub, 50))
+        out[f"n_frames@{fam}"] = float(sub.size)
+    return out
+
+
 def committee_seeds(base_seed: int, n: int) -> list[int]:
     """Seeds of the members of an ``n``-model committee: ``base_seed, base_seed + 1, ...``."""
     return [base_seed + i for i in range(n)]
@@ -108,6 +158,7 @@ def train_committee(
     member_name: str = "mace",
     bootstrap: bool = False,
     parallel: int = 1,
+    init_from: str | None = None,
     **train_kwargs: Any,
 ) -> ModelRecord:
     """Train ``n_models`` members (seeds ``hyperparams.seed + i``) and register the committee.
@@ -131,25 +182,53 @@ def train_committee(
         Train each member on a bootstrap resample of the training split (seeded by the member's seed).
     parallel
         Members trained at the same time (child processes; each uses ``settings.torch_threads``).
+    init_from
+        Warm start: a committee id (member ``i`` starts from its member ``i``) or one model id for all.
     **train_kwargs
         Passed to :func:`~mlipflow.training.trainer.train_model`.
     """
     if n_models < 2:
         raise ValueError(f"a committee needs at least 2 models, got n_models={n_models}")
     hp = hyperparams or MaceHyperParams()
-
-    def one(seed: int) -> ModelRecord:
-        return train_model(stores, dataset_version, hp.with_updates(seed=seed), name=member_name,
-                           bootstrap_seed=seed if bootstrap else None, **train_kwargs)
-
     seeds = committee_seeds(hp.seed, n_models)
+
+    def one(index: int) -> ModelRecord:
+        seed = seeds[index]
+        return train_model(stores, dataset_version, hp.with_updates(seed=seed), name=member_name,
+                           bootstrap_seed=seed if bootstrap else None,
+                           init_from=warm_start_member(stores, init_from, index), **train_kwargs)
+
     if parallel > 1:
         with ThreadPoolExecutor(max_workers=parallel) as pool:
-            members = list(pool.map(one, seeds))
+            members = list(pool.map(one, range(n_models)))
     else:
-        members = [one(s) for s in seeds]
-    return ModelRegistry(stores).register_committee([m.id for m in members], name=name,
-                                                    extra={"seeds": seeds, "bootstrap": bootstrap})
+        members = [one(i) for i in range(n_models)]
+    return register_assessed_committee(stores, [m.id for m in members], name=name,
+                                       extra={"seeds": seeds, "bootstrap": bootstrap})
+
+
+def warm_start_member(stores: Stores, init_from: str | None, index: int) -> str | None:
+    """The model member ``index`` of a new committee starts from: member ``index`` of committee ``init_from``."""
+    if not init_from:
+        return None
+    record = ModelRegistry(stores).get(init_from)
+    if record.kind != "committee":
+        return record.id
+    return record.members[index % len(record.members)]
+
+
+def register_assessed_committee(stores: Stores, member_ids: list[str], *, name: str,
+                                extra: dict[str, Any] | None = None) -> ModelRecord:
+    """Register a committee with its errors (committee mean on valid/test) and its validation force spread."""
+    registry = ModelRegistry(stores)
+    record = registry.register_committee(member_ids, name=name, extra=extra or {})
+    if record.errors and record.extra.get("spread"):
+        return record
+    errors, spread = assess_committee(stores, record.id)
+    registry.collection.update_one({"_id": record.id}, {"$set": {"errors": {s: {"all": e} for s, e in
+                                                                             errors.items()},
+                                                                "extra.spread": spread}})
+    return registry.get(record.id)
 
 
 def committee_from_registry(model_id: str, device: str = "cpu") -> CommitteeCalculator:

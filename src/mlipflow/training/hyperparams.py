@@ -148,6 +148,13 @@ class MaceHyperParams(BaseModel):
         values.update(overrides)
         return cls(**values)
 
+    @property
+    def stage_two_start(self) -> int | None:
+        """First epoch (0-based) of stage two, as mace-torch computes it when ``start_swa`` is not given."""
+        if not self.swa:
+            return None
+        return self.start_swa if self.start_swa is not None else max(1, self.max_num_epochs // 4 * 3)
+
     def with_updates(self, **changes: Any) -> MaceHyperParams:
         """A validated copy with some fields changed."""
         try:
@@ -194,9 +201,7 @@ class MaceHyperParams(BaseModel):
             opts["clip_grad"] = self.clip_grad
         if self.swa:
             opts.update(swa=True, swa_lr=self.swa_lr, swa_energy_weight=self.swa_energy_weight,
-                        swa_forces_weight=self.swa_forces_weight)
-            if self.start_swa is not None:
-                opts["start_swa"] = self.start_swa
+                        swa_forces_weight=self.swa_forces_weight, start_swa=self.stage_two_start)
         if self.ema:
             opts.update(ema=True, ema_decay=self.ema_decay)
         if self.save_all_checkpoints:

@@ -53,6 +53,11 @@ class MaceRunResult:
         The TorchScript-compiled model mace-torch wrote, if it could.
     curves
         Per-epoch curves parsed from the results file.
+    kept_epoch
+        The epoch (0-based) whose weights ``model_path`` holds: the one with the lowest validation loss of the
+        final stage (stage two's when it ran), see :func:`keep_best_epoch`.
+    kept_rule
+        How ``kept_epoch`` was chosen, in words.
     wall_time
         Seconds spent in mace-torch, summed over all attempts of this run.
     resumed
@@ -68,6 +73,8 @@ class MaceRunResult:
     wall_time: float
     resumed: bool
     log_path: Path
+    kept_epoch: int | None = None
+    kept_rule: str = ""
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -271,9 +278,79 @@ def run_mace_train(
     curves = parse_results_file(results_path(run_dir, name, seed))
     if curves.has_nan():
         raise TrainingError(f"training {name} produced NaN losses (see {log_path}); not registered")
-    _write_status(run_dir, state="done", pid=None, model=str(model_path))
-    return MaceRunResult(run_dir=run_dir, model_path=model_path, compiled_path=compiled if compiled.is_file() else None,
-                         curves=curves, wall_time=wall, resumed=resumed, log_path=log_path)
+    start_swa = full.get("start_swa") if swa else None
+    best_path, kept, rule = keep_best_epoch(run_dir, model_path, curves, name=name, seed=seed,
+                                            start_swa=None if start_swa is None else int(start_swa),
+                                            all_checkpoints=bool(full.get("save_all_checkpoints")))
+    if best_path != model_path:
+        compiled = run_dir / f"{name}_best_compiled.model"
+        _compile(best_path, compiled)
+    _write_status(run_dir, state="done", pid=None, model=str(best_path), kept_epoch=kept)
+    return MaceRunResult(run_dir=run_dir, model_path=best_path, compiled_path=compiled if compiled.is_file() else None,
+                         curves=curves, wall_time=wall, resumed=resumed, log_path=log_path, kept_epoch=kept,
+                         kept_rule=rule)
+
+
+def best_epoch(curves: TrainingCurves, start_swa: int | None = None, head: str | None = None) -> int | None:
+    """The epoch with the lowest validation loss of the final stage (``epoch >= start_swa`` with stage two).
+
+    Losses of the two stages are not comparable (stage two weights the energy more), so the best epoch is
+    chosen within the stage the final model comes from.  ``head``: default ``Default`` (or the only head).
+    """
+    heads = curves.heads
+    if not heads:
+        return None
+    head = head or ("Default" if "Default" in heads else heads[-1])
+    points = [p for p in curves.for_head(head) if p.valid_loss is not None
+              and (start_swa is None or p.epoch >= start_swa)]
+    if not points:
+        return None
+    return min(points, key=lambda p: (p.valid_loss, p.epoch)).epoch
+
+
+def keep_best_epoch(run_dir: Path, model_path: Path, curves: TrainingCurves, *, name: str, seed: int,
+                    start_swa: int | None = None, all_checkpoints: bool = True) -> tuple[Path, int | None, str]:
+    """Write ``<name>_best.model`` with the weights of the best-validation epoch; return (path, epoch, rule).
+
+    mace-torch saves its final model from the *latest* checkpoint.  With ``save_all_checkpoints`` (which
+    mlipflow turns on so that a killed run resumes from its last epoch) that is the last epoch, not the best:
+    here the best epoch's checkpoint (EMA weights when EMA is on, as mace saves them) is loaded into the final
+    model and saved.  Without all checkpoints mace keeps only the best ones, and its model is already the best.
+    """
+    stage = f"stage two (epochs >= {start_swa})" if start_swa is not None else "training"
+    best = best_epoch(curves, start_swa)
+    last = curves.last_epoch
+    rule = f"lowest validation loss of {stage}"
+    if best is None:
+        return model_path, last if last >= 0 else None, "last epoch (no validation loss recorded)"
+    if best == last or not all_checkpoints:
+        return model_path, best, rule
+    suffix = "_swa" if start_swa is not None and best >= start_swa else ""
+    checkpoint = Path(run_dir) / "checkpoints" / f"{name}_run-{seed}_epoch-{best}{suffix}.pt"
+    if not checkpoint.is_file():
+        logger.warning("no checkpoint %s of the best epoch %d: keeping the last epoch %d", checkpoint, best, last)
+        return model_path, last, f"last epoch (checkpoint of the best epoch {best} missing)"
+    import torch
+
+    model = torch.load(model_path, map_location="cpu", weights_only=False)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    out = Path(run_dir) / f"{name}_best.model"
+    torch.save(model, out)
+    logger.info("%s: kept epoch %d of %d (%s)", name, best + 1, last + 1, rule)
+    return out, best, rule
+
+
+def _compile(model_path: Path, out: Path) -> None:
+    """TorchScript-compile a ``.model`` as mace-torch does (best effort: a failure leaves no compiled file)."""
+    try:
+        import torch
+        from e3nn.util import jit
+
+        torch.jit.save(jit.compile(torch.load(model_path, map_location="cpu", weights_only=False)), out)
+    except Exception as exc:  # the compiled twin is optional
+        logger.debug("could not compile %s: %s", model_path, exc)
+        out.unlink(missing_ok=True)
 
 
 class _DivergedError(Exception):

@@ -81,6 +81,12 @@ class ModelRecord(BaseModel):
         Heads of the model (``["Default"]``, or ``["pt_head", "Default"]`` after multi-head fine-tuning).
     members
         Member model ids (committees only).
+    kept_epoch, kept_rule
+        The epoch (0-based) whose weights the model file holds, and how it was chosen (the lowest validation
+        loss of the final stage; mace-torch itself keeps the last epoch when every checkpoint is saved).
+    warm_start
+        Id of the model whose weights the training started from (warm start of an active-learning
+        iteration), if any.
     extra
         Anything else (foundation, forgetting, run key, versions, bootstrap seed).
     """
@@ -100,6 +106,9 @@ class ModelRecord(BaseModel):
     device: str | None = None
     heads: list[str] = Field(default_factory=list)
     members: list[str] = Field(default_factory=list)
+    kept_epoch: int | None = None
+    kept_rule: str = ""
+    warm_start: str | None = None
     run_key: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)

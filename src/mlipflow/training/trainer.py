@@ -290,6 +290,7 @@ def train_model(
     on_epoch: Callable[[EpochPoint], None] | None = None,
     evaluate_splits: tuple[str, ...] = ("train", "valid", "test"),
     eval_head: str | None = None,
+    init_from: str | Path | None = None,
 ) -> ModelRecord:
     """Train a MACE model on a dataset version with mace-torch and register it.
 
@@ -332,6 +333,10 @@ def train_model(
         Splits on which final errors per config type are computed and recorded.
     eval_head
         Head used for the final errors (default: mace's default choice, ``Default``).
+    init_from
+        Warm start: a registered model id (or a ``.model`` path) whose weights (and architecture) the training
+        starts from, e.g. the same committee member of the previous active-learning iteration
+        (mace-torch's naive fine-tuning, ``--foundation_model`` with ``--multiheads_finetuning=False``).
 
     Raises
     ------
@@ -345,10 +350,19 @@ def train_model(
     dataset = Dataset(stores)
     version = dataset.get_version(dataset_version)
     extra_options = dict(extra_options or {})
+    key_parts = dict(key_parts or {})
+    warm_start = None
+    if init_from is not None:
+        from mlipflow.training.registry import sha256_file
+
+        init_path = Path(init_from) if Path(str(init_from)).is_file() else registry.model_file(str(init_from))
+        warm_start = str(init_from) if not Path(str(init_from)).is_file() else init_path.name
+        extra_options.update(foundation_model=str(init_path), multiheads_finetuning=False)
+        key_parts["warm_start"] = sha256_file(init_path)
     key = run_key(
         version=version.id, hp=hp.digest(), name=name, kind=kind, e0s=e0s, bootstrap=bootstrap_seed,
         options={k: v for k, v in extra_options.items() if k not in ("foundation_model", "pt_train_file")},
-        e0s_option=e0s_option, **(key_parts or {}),
+        e0s_option=e0s_option, **key_parts,
     )
     done = registry.find_by_run_key(key)
     if done is not None:
@@ -395,12 +409,13 @@ def train_model(
     fields = dict(
         hyperparams=hp.model_dump(mode="json"), dataset_version=version.id, e0s=e0s_used, e0s_source=e0s_source,
         curves=result.curves.model_dump(mode="json"), errors=errors, wall_time=result.wall_time, device=hp.device,
-        heads=heads, run_key=key, extra=extra,
+        heads=heads, run_key=key, extra=extra, kept_epoch=result.kept_epoch, kept_rule=result.kept_rule,
+        warm_start=warm_start,
     )
     valid = errors.get("valid", {}).get("all", {})
-    logger.info("trained %s on %s in %.0f s: valid RMSE E %.2f meV/atom, F %.1f meV/Å", name, version.id,
-                result.wall_time, 1e3 * valid.get("rmse_e_per_atom", float("nan")),
-                1e3 * valid.get("rmse_f", float("nan")))
+    logger.info("trained %s on %s in %.0f s (kept epoch %s): valid RMSE E %.2f meV/atom, F %.1f meV/Å", name,
+                version.id, result.wall_time, "?" if result.kept_epoch is None else result.kept_epoch + 1,
+                1e3 * valid.get("rmse_e_per_atom", float("nan")), 1e3 * valid.get("rmse_f", float("nan")))
     if not register:
         from mlipflow.training.registry import sha256_file
 
