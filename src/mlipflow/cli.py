@@ -31,13 +31,14 @@ app.add_typer(dataset_app, name="dataset")
 
 def _add_stage_commands() -> None:
     """Sub-commands that live beside their stage's package."""
-    from mlipflow.benchmark.cli import report_command
+    from mlipflow.benchmark.cli import benchmark_command, report_command
     from mlipflow.structures.cli import structures_app
     from mlipflow.training.cli import models_app
 
     app.add_typer(structures_app, name="structures")
     app.add_typer(models_app, name="models")
     app.command("report")(report_command)
+    app.command("benchmark")(benchmark_command)
 
 
 _add_stage_commands()
@@ -338,6 +339,10 @@ def run(
                   f"{spec.labeler.calculator if spec.labeler.kind == 'surrogate' else ''})")
     doc = run_campaign(stores, spec)
     _print_status(stores, spec.name)
+    from mlipflow.benchmark.cli import benchmark_lines
+
+    for line in benchmark_lines(doc.get("benchmark") or {}):
+        console.print(line, highlight=False)
     if doc.get("state") in (None, "running"):
         raise MlipflowError(f"campaign {spec.name} did not finish (see the log above); `mlipflow resume "
                             f"{spec.name}` continues it and reuses every finished label and training")

@@ -27,3 +27,48 @@ def report_command(
 
     path = report(name, out)
     typer.echo(f"wrote {path}")
+
+
+def benchmark_command(
+    name: Annotated[str, typer.Argument(help="Campaign name, or a registered model or committee id.")],
+    campaign: Annotated[str | None, typer.Option(help="For a model id: the campaign whose labeler, cells and "
+                                                      "settings to benchmark it with.")] = None,
+    file: Annotated[Path | None, typer.Option(help="For a model id: a campaign file to take them from.")] = None,
+) -> None:
+    """Run the benchmark stage on a campaign's final committee or on any registered model; print the verdict."""
+    from mlipflow.benchmark.runner import run_benchmark
+    from mlipflow.storage import get_stores
+
+    doc = run_benchmark(get_stores(), name, campaign=campaign, file=file)
+    for line in benchmark_lines(doc):
+        typer.echo(line)
+
+
+def benchmark_lines(doc: dict) -> list[str]:
+    """The benchmark figures and the verdict in plain lines (what ``mlipflow run`` and ``benchmark`` print)."""
+    if not doc:
+        return []
+    verdict = doc.get("verdict") or {}
+    lines = [f"benchmark of {doc.get('model')} against {doc.get('reference')}: "
+             f"{'PASS' if verdict.get('passed') else 'FAIL'}"]
+    for c in verdict.get("checks") or []:
+        measured = c.get("measured")
+        shown = "n/a" if measured is None else f"{measured:.4g}"
+        lines.append(f"  {'pass' if c.get('passed') else 'FAIL'}  {c.get('name')}: {shown} {c.get('unit')} "
+                     f"(target {c.get('target')})")
+    te = doc.get("trajectory_errors") or {}
+    if te:
+        lines.append(f"  MLMD test set ({te.get('n_frames')} frames): energy RMSE {te.get('rmse_e_meV_atom', 0):.2f} "
+                     f"meV/atom, force RMSE {te.get('rmse_f_meV_A', 0):.1f} meV/Å (p95 {te.get('p95_f_meV_A', 0):.1f},"
+                     f" max {te.get('max_f_meV_A', 0):.0f})")
+    curve = [m for m in doc.get("learning_curve") or [] if m.get("kind") == "member"]
+    if len(curve) > 1:
+        lines.append("  force RMSE on the same test set by iteration: "
+                     + ", ".join(f"{m.get('iteration')}: {m.get('rmse_f_meV_A', 0):.0f}" for m in curve) + " meV/Å")
+    for p in doc.get("properties") or []:
+        shifts = ", ".join(f"{k} {v:+.3f}" for k, v in (p.get("rdf_peak_shifts_A") or {}).items())
+        lines.append(f"  RDF first peaks at {p.get('temperature_K'):g} K ({p.get('family')}): shifts {shifts} Å")
+    for g in doc.get("gb_energy") or []:
+        lines.append(f"  boundary energy {g.get('formula')}: model {g.get('model_J_m2'):.3f}, reference "
+                     f"{g.get('reference_J_m2'):.3f} J/m²")
+    return lines

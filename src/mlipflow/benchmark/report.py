@@ -3,11 +3,15 @@
 Sections (each an HTML ``<section>`` with a stable id, rendered with the placeholder "not yet measured" when its
 data is missing; numbers are only ever read from the store, never made up):
 
+``verdict``           the campaign's targets, the measured figures, pass or fail each (benchmark stage)
 ``summary``           what the report covers and where the data came from
 ``dataset``           dataset growth over versions, frames per split, config type and labeler
 ``selection``         accurate / candidate / failed ratios per iteration and per structure family
 ``learning-curves``   per-epoch validation RMSE of each model in the registry
-``errors``            error tables (RMSE, MAE, tails) with the reference labeler, parity and error plots
+``errors``            error tables (RMSE, MAE, tails) with the reference labeler, parity and error plots, and the
+                      learning curve of the campaign: every iteration's committee on the one MLMD test set
+``uncertainty``       per iteration, the committee's predicted spread against its true error on the labeled picks
+                      (rank correlation, error/spread ratio) and the true error of frames it called accurate
 ``properties``        property comparisons with the reference and the baselines, side by side
 ``stability``         verdicts of long MD runs
 ``speed``             MD steps/s and ns/day against atom count
@@ -32,11 +36,13 @@ from mlipflow.benchmark.results import load_results
 logger = logging.getLogger(__name__)
 
 SECTIONS = {
+    "verdict": "Verdict: is the potential good enough?",
     "summary": "Summary",
     "dataset": "Dataset growth",
     "selection": "Accurate / candidate / failed per iteration and family",
     "learning-curves": "Learning curves",
     "errors": "Errors against the reference",
+    "uncertainty": "Committee spread against true error",
     "properties": "Properties against the reference and baselines",
     "stability": "Stability in long MD",
     "speed": "Speed",
@@ -277,7 +283,11 @@ def _section_errors(data: dict[str, Any]) -> str:
         parts.append("<h3>Registry errors (from training)</h3>")
         parts.append(_table(["model", "split", "config type", "reference", "E RMSE (meV/atom)", "F RMSE (meV/Å)",
                              "frames"], rows))
-    bench = [b for b in data["benchmarks"] if b.get("kind") == "errors"]
+    trajectory = [b for b in data["benchmarks"] if b.get("kind") == "errors" and "models" in (b.get("result") or {})]
+    for b in trajectory:
+        parts.append("<h3>MLMD-trajectory test set, every iteration's committee</h3>")
+        parts.append(_test_set_errors(b))
+    bench = [b for b in data["benchmarks"] if b.get("kind") == "errors" and b not in trajectory]
     if bench:
         parts.append("<h3>Benchmark errors</h3>")
         header = ["model", "test set", "reference", "group", "E RMSE (meV/atom)", "E MAE", "E p99", "E max",
@@ -303,6 +313,105 @@ def _section_errors(data: dict[str, Any]) -> str:
             imgs += [_img(b64, f"{b.get('model')} {title}") for title, b64 in (b.get("plots") or {}).items()]
         parts += [_table(header, rows), *imgs]
     return "".join(parts) or MISSING
+
+
+def _section_verdict(data: dict[str, Any]) -> str:
+    parts = []
+    for campaign in data["campaigns"]:
+        bench = campaign.get("benchmark") if isinstance(campaign.get("benchmark"), dict) else None
+        name, state = campaign.get("name", campaign.get("_id")), campaign.get("state")
+        if bench is None:
+            parts.append(f"<p>campaign {_esc(name)}: state {_esc(state)}; its benchmark stage has not run yet "
+                         "(it runs when the campaign stops)</p>")
+            continue
+        verdict = bench.get("verdict") or {}
+        word = "PASS" if verdict.get("passed") else "FAIL"
+        color = "#070" if verdict.get("passed") else "#a00"
+        parts.append(f'<p style="font-size:1.3em">campaign {_esc(name)}: {_esc(state)}; verdict '
+                     f'<b style="color:{color}">{word}</b></p>')
+        parts.append(f'<p class="note">model {_esc(bench.get("model"))} (first member of committee '
+                     f'{_esc(bench.get("committee"))}), against {_esc(bench.get("reference"))}</p>')
+        rows = [[c.get("name"), c.get("target"), c.get("measured"), c.get("unit"),
+                 "pass" if c.get("passed") else "FAIL"] for c in verdict.get("checks") or []]
+        parts.append(_table(["target", "target value", "measured", "unit", "result"], rows))
+    return "".join(parts) or MISSING
+
+
+def _section_uncertainty(data: dict[str, Any]) -> str:
+    parts = []
+    for campaign in data["campaigns"]:
+        rows, points = [], []
+        for it in _iterations(campaign):
+            a = it.get("assessment") if isinstance(it.get("assessment"), dict) else None
+            spread = it.get("committee_spread") or {}
+            windows = it.get("windows") or {}
+            win = ", ".join(f"{f}: [{lo:.3g}, {hi:.3g}]" for f, (lo, hi) in windows.items())
+            if a is None:
+                rows.append([it.get("iteration"), spread.get("p50"), win, None, None, None, None, None])
+                continue
+            picks = [p for p in a.get("picks") or [] if isinstance(p, dict)]
+            points += [(it.get("iteration"), p.get("max_force_spread"), p.get("max_force_error"), p.get("spot_check"))
+                       for p in picks if p.get("max_force_spread") is not None]
+            rows.append([it.get("iteration"), spread.get("p50"), win, len(picks), a.get("spearman"),
+                         a.get("error_over_spread"), (a.get("summary") or {}).get("n_spot_checks"),
+                         a.get("spot_check_max_error")])
+        if not rows:
+            continue
+        parts.append(_table(["iteration", "validation spread p50 (eV/Å)", "trust windows applied (eV/Å)",
+                             "labeled picks", "Spearman(spread, error)", "median error / spread", "spot checks",
+                             "largest true error of a spot check (eV/Å)"], rows))
+        if points:
+            fig, (ax,) = new_figure(1, width=5.5)
+            for k in sorted({p[0] for p in points}):
+                sel = [p for p in points if p[0] == k]
+                ax.scatter([p[1] for p in sel], [p[2] for p in sel], s=14, label=f"iteration {k}")
+            checks = [p for p in points if p[3]]
+            if checks:
+                ax.scatter([p[1] for p in checks], [p[2] for p in checks], s=60, facecolors="none",
+                           edgecolors="k", label="spot checks (called accurate)")
+            hi = max(max(p[1] for p in points), max(p[2] for p in points))
+            ax.plot([0, hi], [0, hi], "k--", lw=0.8)
+            ax.set_xlabel("committee largest-atom force spread (eV/Å)")
+            ax.set_ylabel("true largest-atom force error (eV/Å)")
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            parts.append(_img(figure_to_base64(fig), "spread against error"))
+    return "".join(parts) or MISSING
+
+
+def _test_set_errors(b: dict[str, Any]) -> str:
+    """The campaign's learning curve: every committee of every iteration on the one MLMD test set."""
+    res = b.get("result") or {}
+    models = [m for m in res.get("models") or [] if isinstance(m, dict)]
+    rows = [[m.get("iteration"), m.get("kind"), m.get("model"), m.get("n_frames"), m.get("rmse_e_meV_atom"),
+             m.get("rmse_f_meV_A"), m.get("mae_f_meV_A"), m.get("p95_f_meV_A"), m.get("max_f_meV_A")]
+            for m in models]
+    out = [f'<p class="note">{_esc(res.get("test_set", ""))}, labeled by {_esc(b.get("reference", ""))}</p>',
+           _table(["trained in iteration", "kind", "model", "frames", "E RMSE (meV/atom)", "F RMSE (meV/Å)",
+                   "F MAE", "F p95", "F max"], rows)]
+    final = [m for m in models if m.get("kind") == "member"]
+    if final:
+        groups = final[-1].get("by_group") or {}
+        out.append("<h4>final model by family, temperature and atoms</h4>")
+        out.append(_table(["group", "F RMSE (meV/Å)", "F MAE", "F p95", "F max", "E RMSE (meV/atom)", "values"],
+                          [[g, v.get("rmse_f_meV_A"), v.get("mae_f_meV_A"), v.get("p95_f_meV_A"),
+                            v.get("max_f_meV_A"), v.get("rmse_e_meV_atom"), v.get("n")]
+                           for g, v in sorted(groups.items())]))
+        fig, axes = new_figure(2, width=4.5)
+        for kind, style in (("member", "o-"), ("committee", "s--")):
+            sel = [m for m in models if m.get("kind") == kind and m.get("iteration") is not None]
+            if sel:
+                x = [m["iteration"] for m in sel]
+                axes[0].plot(x, [m["rmse_f_meV_A"] for m in sel], style, label=kind)
+                axes[1].plot(x, [m["rmse_e_meV_atom"] for m in sel], style, label=kind)
+        axes[0].set_ylabel("test F RMSE (meV/Å)")
+        axes[1].set_ylabel("test E RMSE (meV/atom)")
+        for ax in axes:
+            ax.set_xlabel("committee of iteration")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        out.append(_img(figure_to_base64(fig), "learning curve across iterations"))
+    return "".join(out)
 
 
 def _milli(x: Any) -> float | None:
@@ -338,11 +447,13 @@ PROPERTY_KINDS = ("eos", "elastic", "phonon_dos", "rdf", "adf", "vdos", "diffusi
 def render(data: dict[str, Any]) -> str:
     """The HTML page for gathered ``data`` (see :func:`gather`)."""
     bodies = {
+        "verdict": _section_verdict(data),
         "summary": _section_summary(data),
         "dataset": _section_dataset(data),
         "selection": _section_selection(data),
         "learning-curves": _section_learning(data),
         "errors": _section_errors(data),
+        "uncertainty": _section_uncertainty(data),
         "properties": _section_kinds(data, PROPERTY_KINDS),
         "stability": _section_kinds(data, ("stability",)),
         "speed": _section_kinds(data, ("speed",)),

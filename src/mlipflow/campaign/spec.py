@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlipflow.campaign.convergence import ConvergenceCriteria
 from mlipflow.yamlio import load_yaml_model
@@ -36,6 +36,11 @@ class TrainerSpec(_Spec):
     committee_size: int = Field(3, ge=2)
     hyperparams: dict[str, Any] = Field(default_factory=dict, description="MaceHyperParams fields over tiny()")
     tiny: bool = Field(True, description="start from MaceHyperParams.tiny() (CPU-sized) rather than defaults")
+    warm_start: bool = Field(
+        True, description="iteration k's members start from iteration k-1's (false: every committee from scratch)")
+    warm_start_hyperparams: dict[str, Any] = Field(
+        default_factory=dict, description="MaceHyperParams fields changed for warm-started trainings (e.g. fewer "
+                                          "epochs, a lower lr)")
 
 
 Ensemble = Literal["nvt_langevin", "nvt_nose_hoover", "npt_berendsen", "npt_nose_hoover", "nve"]
@@ -52,6 +57,24 @@ class SamplingStage(_Spec):
     ensemble: Ensemble | None = None
 
 
+class ReferenceMDSpec(_Spec):
+    """MD with the labeler itself on cells of the ``structures`` section (AIMD, or its surrogate stand-in).
+
+    Its frames after ``equilibration`` steps are labels of iteration 0 (one group per trajectory), and its
+    trajectories are the reference of the benchmark stage (RDF, ADF, MSD).  K, fs, steps.
+    """
+
+    entries: list[str] | None = Field(None, description="entries of the structures section to run (default all)")
+    temperatures: list[float] = Field(default_factory=lambda: [300.0, 900.0])
+    n_steps: int = Field(100, ge=1)
+    record_every: int = Field(10, ge=1)
+    timestep: float = Field(1.0, gt=0)
+    equilibration: int = Field(20, ge=0, description="steps whose frames are not labels")
+    replicas: int = Field(1, ge=1, description="independent walkers (seeds) per cell and temperature")
+    velocity_scale: float = Field(2.0, gt=0, description="initial velocities at this multiple of the temperature")
+    ensemble: Ensemble = "nvt_langevin"
+
+
 class SamplingSpec(_Spec):
     """Committee MD of the exploration iterations (K, fs, steps); ``schedule`` changes it from iteration k on.
 
@@ -64,17 +87,33 @@ class SamplingSpec(_Spec):
     record_every: int = Field(10, ge=1)
     timestep: float = Field(1.0, gt=0)
     ensemble: Ensemble = "nvt_langevin"
+    velocity_scale: float = Field(1.0, gt=0, description="initial velocities at this multiple of the temperature")
     schedule: list[SamplingStage] = Field(default_factory=list)
+    reference_md: ReferenceMDSpec | None = Field(None, description="reference MD of iteration 0 (off if absent)")
 
 
 class SelectionSpec(_Spec):
-    """Trust windows (eV/Å) per structure family, the diversity method and the budget per iteration."""
+    """Trust windows per structure family, the diversity method, descriptor and budgets per iteration.
+
+    ``trust_mode: absolute`` takes the bounds in eV/Å; ``relative`` as multiples of the committee's median
+    largest-atom force spread on its own validation frames (per family when it has enough of them).
+    ``descriptor``: ``soap`` (frame average), ``soap_species`` (average per species), ``soap_focus`` (average
+    over the ``focus_atoms`` most uncertain atoms of a frame: boundary atoms are not diluted into the bulk) or
+    ``mace`` (the committee's own invariant features).
+    """
 
     trust: tuple[float, float] = (0.05, 0.5)
     trust_per_family: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    trust_mode: Literal["absolute", "relative"] = "absolute"
     method: Literal["fps", "kmeans", "birch"] = "fps"
-    budget: int = Field(20, ge=1)
+    budget: int = Field(20, ge=1, description="frames labeled per iteration (spot checks included)")
+    budget_per_family: dict[str, int] = Field(
+        default_factory=dict, description="family -> at most this many picks per iteration (key `default` for all)")
+    spot_checks: int = Field(2, ge=0, description="frames called accurate labeled per iteration (true error)")
+    descriptor: Literal["soap", "soap_species", "soap_focus", "mace"] = "soap_focus"
+    focus_atoms: int = Field(8, ge=1)
     soap_cutoff: float = Field(4.0, gt=0)
+    dedup_distance: float | None = Field(None, gt=0, description="descriptor distance counted as a duplicate")
 
     @field_validator("trust", "trust_per_family")
     @classmethod
@@ -87,11 +126,81 @@ class SelectionSpec(_Spec):
 
 
 class ResourcesSpec(_Spec):
-    """Which workers take which steps (FireWorks categories come from the settings)."""
+    """Which workers take which steps (FireWorks categories come from the settings), and how wide a job may be.
+
+    ``processes``: worker processes one job may use on its node (MD walkers run side by side, committee members
+    train side by side); 1 keeps every job serial.
+    """
 
     labeling: Literal["cpu", "gpu"] = "cpu"
     training: Literal["cpu", "gpu"] = "gpu"
     md: Literal["cpu", "gpu"] = "gpu"
+    processes: int = Field(1, ge=1)
+
+
+class SplitsSpec(_Spec):
+    """Split fractions of new frames, reached per family by whole groups of correlated frames, and minimums."""
+
+    train: float = Field(0.8, ge=0, le=1)
+    valid: float = Field(0.1, ge=0, le=1)
+    test: float = Field(0.1, ge=0, le=1)
+    min_valid: int = Field(3, ge=0, description="validation frames per family first (when it has groups to spare)")
+    min_test: int = Field(3, ge=0, description="test frames per family first (when test > 0)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _missing_fractions_are_zero(cls, data: Any) -> Any:
+        """``{train: 0.7, valid: 0.3}`` means no test split: fractions not given are 0 once one is given."""
+        if isinstance(data, dict) and any(k in data for k in ("train", "valid", "test")):
+            return {"train": 0.0, "valid": 0.0, "test": 0.0, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitsSpec:
+        total = self.train + self.valid + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split fractions train + valid + test must sum to 1, got {total:g}")
+        if self.train <= 0:
+            raise ValueError("the train fraction must be > 0")
+        return self
+
+    @property
+    def fractions(self) -> dict[str, float]:
+        return {"train": self.train, "valid": self.valid, "test": self.test}
+
+    @property
+    def minimum(self) -> dict[str, int]:
+        return {"valid": self.min_valid, "test": self.min_test}
+
+
+class BenchmarkTargets(_Spec):
+    """What "good enough" means for the verdict (errors on the MLMD-trajectory test set, RDF peaks)."""
+
+    force_rmse: float | None = Field(0.06, gt=0, description="eV/Å")
+    energy_rmse: float | None = Field(0.003, gt=0, description="eV/atom")
+    rdf_peak_shift: float | None = Field(0.05, gt=0, description="Å, largest first-peak shift against the reference")
+
+
+class BenchmarkSpec(_Spec):
+    """The benchmark stage run on the final committee when the campaign stops (K, steps, fs).
+
+    ``test_md_steps``/``test_every``: the final committee's own MD at every sampled temperature on every
+    exploration cell and on the reference-MD cells; frames every ``test_every`` steps after ``test_equilibration``
+    are labeled by the reference (the MLMD-trajectory test set, evaluated for every iteration's committee).
+    ``property_md_steps``: MD of the final committee next to each reference MD (RDF, ADF, MSD).
+    """
+
+    enabled: bool = True
+    test_md_steps: int = Field(60, ge=1)
+    test_every: int = Field(10, ge=1)
+    test_equilibration: int = Field(10, ge=0)
+    timestep: float = Field(1.0, gt=0)
+    property_md_steps: int = Field(400, ge=1)
+    stability_steps: int = Field(1000, ge=0, description="0: no stability run")
+    speed_sizes: list[int] = Field(default_factory=lambda: [96, 192])
+    gb_energy: bool = Field(True, description="boundary energy after relaxation against the reference")
+    relax_steps: int = Field(60, ge=1, description="largest number of optimiser steps of a relaxation")
+    targets: BenchmarkTargets = Field(default_factory=BenchmarkTargets)
 
 
 class CampaignSpec(_Spec):
@@ -103,9 +212,9 @@ class CampaignSpec(_Spec):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
-    splits: dict[Literal["train", "valid", "test"], float] = Field(
-        default_factory=lambda: {"train": 0.8, "valid": 0.1, "test": 0.1},
-        description="split fractions of new frames (a frame keeps its split in every later version)")
+    splits: SplitsSpec = Field(
+        default_factory=SplitsSpec,
+        description="split fractions of new frames by group (a frame keeps its split in every later version)")
     structures: dict[str, Any]
     explore: dict[str, Any]
     labeler: LabelerSpec = Field(default_factory=LabelerSpec)
@@ -114,6 +223,7 @@ class CampaignSpec(_Spec):
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     convergence: ConvergenceCriteria = Field(default_factory=ConvergenceCriteria)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
 
 
 def load_campaign(path: str | Path) -> CampaignSpec:

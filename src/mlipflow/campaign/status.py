@@ -13,8 +13,8 @@ from mlipflow.campaign.runner import runner_alive
 from mlipflow.storage import Stores
 
 STOPPED = ("converged", "max_iterations", "label_budget")
-_FIRST = ("start", "structures", "label", "dataset", "train")
-_LATER = ("explore", "select", "decide", "pick", "label", "dataset", "train")
+_FIRST = ("start", "structures", "label", "reference_md", "dataset", "train")
+_LATER = ("explore", "select", "decide", "pick", "label", "assess", "dataset", "train")
 _QUEUED = ("READY", "WAITING", "RESERVED", "RUNNING")
 
 
@@ -80,8 +80,11 @@ def campaign_status(stores: Stores, name: str) -> dict[str, Any]:
     stage = str(last["metadata"].get("stage")) if last else None
     records = doc.get("iterations") or []
     alive = runner_alive(doc)
-    if state in STOPPED:
+    if state in STOPPED and not _benchmark_pending(doc):
         nxt = f"nothing: the campaign stopped ({state}); `mlipflow report {name}` writes its report"
+    elif state in STOPPED:
+        nxt = (f"the campaign stopped ({state}); its benchmark stage has not finished: `mlipflow resume {name}` "
+               "(or the nightly run) completes it")
     elif stage is None:
         nxt = "starting: no step has finished yet"
     else:
@@ -108,4 +111,11 @@ def campaign_status(stores: Stores, name: str) -> dict[str, Any]:
         "by_family": records[-1].get("by_family", {}) if records else {},
         "by_temperature": records[-1].get("by_temperature", {}) if records else {},
         "errors": errors, "iterations": records, "next": nxt,
+        "benchmark": doc.get("benchmark"),
     }
+
+
+def _benchmark_pending(doc: dict[str, Any]) -> bool:
+    """Whether the campaign's spec asks for a benchmark stage that has not stored its result."""
+    spec = doc.get("spec") or {}
+    return bool((spec.get("benchmark") or {}).get("enabled", False)) and not doc.get("benchmark")

@@ -99,8 +99,8 @@ def frame_group(provenance: dict[str, Any] | None, frame_id: str) -> str:
     """The group of correlated frames a frame belongs to (frames of one group share a split).
 
     In order: the provenance's explicit ``group``; the trajectory of an MD frame (``parent`` =
-    ``trajectory:<id>``); the series of one generator on one parent structure (rattles, strains); else the
-    frame itself.
+    ``trajectory:<id>``); the series of one generator on one parent structure (rattles, strains) of one
+    structure-section entry; else the frame itself.
     """
     prov = provenance or {}
     if prov.get("group"):
@@ -109,7 +109,7 @@ def frame_group(provenance: dict[str, Any] | None, frame_id: str) -> str:
     if parent.startswith("trajectory:"):
         return parent
     if parent and prov.get("generator"):
-        return f"{prov['generator']}|{parent}"
+        return f"{prov['generator']}|{parent}|{prov.get('entry') or ''}"
     return f"frame:{frame_id}"
 
 

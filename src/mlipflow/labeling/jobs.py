@@ -21,6 +21,7 @@ from pymatgen.core import Structure
 
 from mlipflow.data import LabeledFrame, Provenance
 from mlipflow.errors import DataError, LabelingError
+from mlipflow.execution import Resource, set_resource
 from mlipflow.labeling.base import Labeler
 from mlipflow.labeling.filters import FamilyEnergyStats, SanityFilter
 from mlipflow.labeling.ledger import LabelLedger, provenance_of
@@ -228,6 +229,8 @@ class LabelMaker(Maker):
         Label sanity filters (default: :class:`SanityFilter` requiring stress when the labeler computes it).
     stale_after
         Seconds after which a ``running`` claim of another worker is considered abandoned (s).
+    resource
+        Worker category of the batch jobs (``cpu``: DFT runs on CPU nodes).
     """
 
     name: str = "label"
@@ -237,6 +240,7 @@ class LabelMaker(Maker):
     sanity_filter: SanityFilter | None = None
     stale_after: float = 6 * 3600.0
     batch_kwargs: dict[str, Any] = field(default_factory=dict)
+    resource: Resource = "cpu"
 
     def make(
         self,
@@ -281,6 +285,7 @@ class LabelMaker(Maker):
                 **kwargs,
             )
             batch.name = f"{self.name} batch {n}"
+            set_resource(batch, self.resource)
             jobs.append(batch)
         gather = gather_label_summaries([b.output for b in jobs])
         gather.name = f"{self.name} summary"

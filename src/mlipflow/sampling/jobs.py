@@ -135,10 +135,12 @@ def reference_md_job(
     equilibration: int = 0,
     processes: int = 1,
     tags: dict[str, Any] | None = None,
+    entries: list[str] | None = None,
 ) -> ReferenceMDSummary:
     """Job: reference MD with the labeler (see :func:`~mlipflow.sampling.reference.run_reference_md`).
 
-    A finished run with the same inputs is replayed (its frames and trajectories are in the store).
+    ``entries``: only the structures whose provenance ``entry`` is one of these.  A finished run with the same
+    inputs is replayed (its frames and trajectories are in the store).
     """
     from mlipflow.sampling.reference import (
         record_reference_md,
@@ -149,6 +151,15 @@ def reference_md_job(
 
     if isinstance(structures, dict):
         structures = structures["structures"]
+    elif hasattr(structures, "structures"):
+        structures = structures.structures
+    if entries is not None:
+        entry_of = [((s.properties or {}).get("provenance") or {}).get("entry") for s in structures]
+        chosen = [s for s, e in zip(structures, entry_of, strict=True) if e in entries]
+        if not chosen:
+            raise ConfigError(f"reference MD: no structure of the entries {entries} (the structures come from "
+                              f"entries {sorted(set(map(str, entry_of)))})")
+        structures = chosen
     stores = get_stores()
     key = reference_md_key(structures, labeler, temperatures, settings, replicas=replicas,
                            equilibration=equilibration, tags=tags or {})
@@ -195,14 +206,17 @@ class ReferenceMDMaker(Maker):
     processes: int = 1
     resource: Resource = "cpu"
 
-    def make(self, structures: Any, tags: dict[str, Any] | None = None) -> Job:
-        """The reference MD job over ``structures`` (a list, or a structure-set document with ``structures``)."""
+    def make(self, structures: Any, tags: dict[str, Any] | None = None, entries: list[str] | None = None) -> Job:
+        """The reference MD job over ``structures`` (a list, or a structure-set document with ``structures``).
+
+        ``entries``: only the structures of these structure-section entries.
+        """
         if self.labeler is None:
             raise ConfigError("ReferenceMDMaker needs a labeler")
         if not self.temperatures:
             raise ConfigError("ReferenceMDMaker needs at least one temperature (K)")
         md_job = reference_md_job(structures, self.labeler, list(self.temperatures), self.settings, self.replicas,
-                                  self.equilibration, self.processes, tags)
+                                  self.equilibration, self.processes, tags, entries)
         md_job.name = self.name
         set_resource(md_job, self.resource)
         return md_job

@@ -32,6 +32,13 @@ class MDResult(BaseModel):
     steps_per_second: float = 0.0
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def temperature_label(self) -> str:
+        """``'900 K'`` for a constant temperature, ``'ramp to 1500 K'`` otherwise (as the selection labels it)."""
+        if abs(self.max_temperature - self.temperature) < 1e-6:
+            return f"{self.temperature:g} K"
+        return f"ramp to {self.max_temperature:g} K"
+
 
 class SamplingSummary(BaseModel):
     """Output of a sampling job: one result per walker (trajectory ids, stop reasons, spreads)."""

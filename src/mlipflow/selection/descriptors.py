@@ -220,6 +220,39 @@ class MaceDescriptor(MSONable):
         return np.asarray(out, dtype=np.float32)
 
 
+@dataclass
+class CommitteeMaceDescriptor(MSONable):
+    """MACE descriptors of the committee a selection runs with (its first member), resolved inside the job.
+
+    The committee is only known when the selection runs; :meth:`resolve` gives the :class:`MaceDescriptor` of its
+    first member's model file.  The descriptors change with every committee, so a dataset version's reference is
+    described again in every iteration (SOAP's is reused).
+
+    Parameters
+    ----------
+    species
+        Element symbols.
+    average
+        ``frame``, ``species`` or ``focus``.
+    focus_atoms
+        Atoms averaged with ``average="focus"``.
+    """
+
+    species: list[str] = field(default_factory=list)
+    average: Average = "focus"
+    focus_atoms: int = 8
+
+    def resolve(self, stores: Stores, committee_id: str | None) -> MaceDescriptor:
+        """The descriptor of ``committee_id``'s first member (a clear error without a committee)."""
+        if not committee_id:
+            raise ConfigError("selection.descriptor 'mace' needs the committee of the iteration; none was given")
+        from mlipflow.training.registry import ModelRegistry
+
+        path = ModelRegistry(stores).member_files(committee_id)[0]
+        return MaceDescriptor(model_paths=[str(path)], species=list(self.species), average=self.average,
+                              focus_atoms=self.focus_atoms, default_dtype="float32")
+
+
 class DescriptorCache:
     """Descriptor vectors in the store, keyed by descriptor key and frame hash.
 

@@ -45,6 +45,12 @@ def trajectory_ids(sampling: Any) -> list[str]:
     return list(sampling.trajectory_ids)
 
 
+def _get_id(committee: Any) -> str | None:
+    if committee is None or isinstance(committee, str):
+        return committee
+    return committee.get("model_id") if isinstance(committee, dict) else getattr(committee, "model_id", None)
+
+
 def _spread_of(committee: Any) -> dict[str, float]:
     if committee is None:
         return {}
@@ -130,7 +136,10 @@ class SelectorMaker(Maker):
         if done is not None:
             logger.info("selection: replaying the finished selection %s", key)
             return SelectionResult(**done)
-        result = select_frames(stores, ids, trust=trust, descriptor=self.descriptor, method=self.method,
+        descriptor = self.descriptor
+        if hasattr(descriptor, "resolve"):  # the committee's own MACE features
+            descriptor = descriptor.resolve(stores, _get_id(committee))
+        result = select_frames(stores, ids, trust=trust, descriptor=descriptor, method=self.method,
                                budget=self.budget, budget_per_family=self.budget_per_family, seed=self.seed,
                                dedup_distance=self.dedup_distance, reference_version=dataset_version,
                                n_spot_checks=self.spot_checks, cluster_kwargs=self.cluster_kwargs or None)

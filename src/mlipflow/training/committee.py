@@ -239,3 +239,19 @@ def committee_from_registry(model_id: str, device: str = "cpu") -> CommitteeCalc
     from mlipflow.storage import get_stores
 
     return CommitteeCalculator.from_registry(get_stores(), model_id, device=device)
+
+
+def model_from_registry(model_id: str, device: str = "cpu", default_dtype: str | None = None) -> Calculator:
+    """Calculator factory for jobs: one registered model (``MACECalculator``); a committee id gives its mean.
+
+    Use as ``CalculatorFactory("mlipflow.training.committee:model_from_registry", {"model_id": ...})``.
+    """
+    from mlipflow.storage import get_stores
+
+    stores = get_stores()
+    registry = ModelRegistry(stores)
+    record = registry.get(model_id)
+    dtype = default_dtype or record.hyperparams.get("default_dtype", "float64")
+    if record.kind == "committee":
+        return CommitteeCalculator.from_registry(stores, model_id, device=device, default_dtype=dtype)
+    return load_calculator(registry.model_file(model_id), device=device, default_dtype=dtype)
