@@ -21,6 +21,8 @@ from mlipflow.errors import ConfigError
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "flows" / "campaign_toy.yaml").read_text())
 #: labels of iteration 0 in the toy campaign: 17 Li2O cells and the isolated Li and O atoms (E0s)
 FIRST = 17 + 2
+#: labels of the toy's benchmark stage: the final model's MD at 2 temperatures, 4 frames each (the test set)
+TEST = 8
 
 
 def test_typo_in_campaign_file_names_key_and_line(tmp_path):
@@ -52,18 +54,51 @@ def test_sampling_schedule_changes_md_from_an_iteration_on(tmp_path):
         load_campaign(tmp_path / "c.yaml")
 
 
+def _hot(ratio_900: float, n: int = 20) -> dict:
+    return {"gb": {"300 K": {"accurate_ratio": 0.99, "n": n}, "900 K": {"accurate_ratio": ratio_900, "n": n}}}
+
+
 def test_decisions():
-    crit = ConvergenceCriteria(accurate_ratio=0.9, max_iterations=3, label_budget=50)
-    good = {"gb": {"accurate_ratio": 0.95}, "all": {"accurate_ratio": 0.95}}
-    bad = {"gb": {"accurate_ratio": 0.5}, "bulk": {"accurate_ratio": 0.99}}
-    assert decide(crit, iteration=1, trust_report=good, labels_so_far=10)["decision"] == "converged"
-    assert decide(crit, iteration=1, trust_report=bad, labels_so_far=10)["decision"] == "continue"
-    assert "gb: accurate ratio 0.500" in decide(crit, iteration=1, trust_report=bad, labels_so_far=10)["reason"]
-    assert decide(crit, iteration=3, trust_report=bad, labels_so_far=10)["decision"] == "max_iterations"
-    assert decide(crit, iteration=1, trust_report=bad, labels_so_far=60)["decision"] == "label_budget"
-    hot = {"gb": {"300 K": {"accurate_ratio": 0.99}, "900 K": {"accurate_ratio": 0.7}}}
-    at_900 = decide(crit, iteration=1, trust_report=good, labels_so_far=10, trust_by_temperature=hot)
-    assert at_900["decision"] == "continue" and "gb at 900 K: accurate ratio 0.700" in at_900["reason"]
+    crit = ConvergenceCriteria(accurate_ratio=0.9, max_iterations=3, label_budget=50, min_frames=10)
+    good = {"gb": {"accurate_ratio": 0.95, "n": 40}, "all": {"accurate_ratio": 0.95, "n": 40}}
+    bad = {"gb": {"accurate_ratio": 0.5, "n": 40}, "bulk": {"accurate_ratio": 0.99, "n": 40}}
+    assert decide(crit, iteration=1, trust_report=good, labels_so_far=10).decision == "converged"
+    assert decide(crit, iteration=1, trust_report=bad, labels_so_far=10).decision == "continue"
+    assert "gb: accurate ratio 0.500" in decide(crit, iteration=1, trust_report=bad, labels_so_far=10).reason
+    assert decide(crit, iteration=3, trust_report=bad, labels_so_far=10).decision == "max_iterations"
+    assert decide(crit, iteration=1, trust_report=bad, labels_so_far=60).decision == "label_budget"
+    at_900 = decide(crit, iteration=1, trust_report=good, labels_so_far=10, trust_by_temperature=_hot(0.7))
+    assert at_900.decision == "continue" and "gb at 900 K: accurate ratio 0.700" in at_900.reason
+
+
+def test_rmse_targets_met_and_unmet():
+    crit = ConvergenceCriteria(accurate_ratio=0.9, force_rmse=0.06, energy_rmse=0.003, min_frames=1)
+    good = {"gb": {"accurate_ratio": 0.95, "n": 40}}
+    met = decide(crit, iteration=1, trust_report=good, labels_so_far=1,
+                 errors={"rmse_f": 0.05, "rmse_e_per_atom": 0.002, "split": "test"})
+    assert met.decision == "converged" and "errors within targets (test split" in met.reason
+    unmet = decide(crit, iteration=1, trust_report=good, labels_so_far=1,
+                   errors={"rmse_f": 0.08, "rmse_e_per_atom": 0.002, "split": "test"})
+    assert unmet.decision == "continue" and "force RMSE 0.08 eV/Å > target 0.06 (test split)" in unmet.reason
+    unknown = decide(crit, iteration=1, trust_report=good, labels_so_far=1, errors={})
+    assert unknown.decision == "continue" and "force RMSE n/a" in unknown.reason
+
+
+def test_a_stopped_walker_or_too_few_frames_block_convergence():
+    crit = ConvergenceCriteria(accurate_ratio=0.9, min_frames=10)
+    good = {"gb": {"accurate_ratio": 0.95, "n": 40}}
+    walkers = [{"family": "gb", "temperature_label": "300 K", "stop_reason": "completed"},
+               {"family": "gb", "temperature_label": "900 K", "stop_reason": "monitor:min_distance"}]
+    blocked = decide(crit, iteration=1, trust_report=good, labels_so_far=1, trust_by_temperature=_hot(0.99),
+                     walkers=walkers)
+    assert blocked.decision == "continue"
+    assert blocked.blocked == {"gb at 900 K": "1 of 1 walkers stopped early (monitor:min_distance)"}
+    assert "gb at 900 K: 1 of 1 walkers stopped early" in blocked.reason
+    few = decide(crit, iteration=1, trust_report=good, labels_so_far=1, trust_by_temperature=_hot(0.99, n=4))
+    assert few.decision == "continue" and "4 explored frames < min_frames 10" in few.reason
+    walkers[1]["stop_reason"] = "completed"
+    assert decide(crit, iteration=1, trust_report=good, labels_so_far=1, trust_by_temperature=_hot(0.99),
+                  walkers=walkers).decision == "converged"
 
 
 def test_next_stage_follows_the_loop():
@@ -94,12 +129,18 @@ def test_two_iteration_campaign_runs_and_stops_for_a_stated_reason(stores, tmp_p
     assert trained["e0s_source"] == "isolated-atom labels"
 
     status = campaign_status(stores, "toy")
-    assert status["labels"] == {"labeled": FIRST + 3}  # iteration 0's cells and atoms, iteration 1's picks
+    # iteration 0's cells and atoms, iteration 1's picks, the benchmark's test set
+    assert status["labels"] == {"labeled": FIRST + 3 + TEST}
     assert (status["iteration"], status["stage"]) == (2, "decide")
     assert status["next"].startswith("nothing: the campaign stopped (max_iterations)")
     assert set(status["by_family"]) == {"rattled"}
     assert set(status["by_temperature"]["rattled"]) == {"300 K", "1200 K"}  # every sampled temperature
     assert second["decision"]["errors"]["split"] == "valid"  # the toy dataset has no test split
+    assert first["committee_errors"]["valid"]["rmse_f"] > 0 and first["committee_spread"]["p50"] >= 0
+    assert first["assessment"]["summary"]["n_assessed"] == 3  # every pick: predicted spread against true error
+    bench = doc["benchmark"]  # the benchmark stage ran when the campaign stopped
+    assert bench["trajectory_errors"]["rmse_f_meV_A"] > 0 and bench["verdict"]["checks"]
+    assert [m["iteration"] for m in bench["learning_curve"] if m["kind"] == "member"] == [0, 1]
 
     # running it again is resuming it: no label, no training, no MD is repeated
     n_models, n_traj = stores.models.count_documents({}), stores.collection(TRAJECTORIES).count_documents({})
@@ -131,7 +172,7 @@ def test_campaign_through_fireworks_with_cpu_and_gpu_workers(stores, tmp_path, m
     assert doc["state"] == "max_iterations" and len(doc["iterations"]) == 2
     status = campaign_status(stores, "toy-fw")
     assert status["jobs"] == {"COMPLETED": lp.fireworks.count_documents({})}  # every firework is the campaign's
-    assert status["labels"] == {"labeled": FIRST + 3}
+    assert status["labels"] == {"labeled": FIRST + 3 + TEST}
     gpu_names = {fw["name"] for fw in lp.fireworks.find({"spec._category": "gpu"}, {"name": 1})}
     assert any("train" in n for n in gpu_names) and any("explore" in n for n in gpu_names)
 
@@ -192,7 +233,8 @@ def _kill_then_resume(stores, tmp_path, name: str, killed_when, sleep: float = 0
     assert done.returncode == 0, done.stderr[-2000:]
     doc = stores.campaigns.find_one({"_id": name})
     assert doc["state"] == "max_iterations" and [it["iteration"] for it in doc["iterations"]] == [1, 2]
-    assert stores.frames.count_documents({"status": "labeled"}) == FIRST + 3  # as many as an uninterrupted run
+    # as many as an uninterrupted run
+    assert stores.frames.count_documents({"status": "labeled"}) == FIRST + 3 + TEST
     assert max(d.get("attempts", 0) for d in stores.frames.find({}, {"attempts": 1})) == 1
     calls = [line.split()[1] for line in log.read_text().splitlines()]
     assert not set(calls[len(first):]) & set(first[:labeled_at_kill])  # no finished label computed again
@@ -205,9 +247,10 @@ def test_campaign_killed_during_labeling_resumes_with_no_repeated_label_call(sto
     first, labeled_at_kill, calls = _kill_then_resume(stores, tmp_path, "toy-kill-label",
                                                       lambda calls: len(calls) >= 6, sleep=0.3)
     assert 5 <= labeled_at_kill <= len(first) < FIRST
-    assert len(calls) - (len(first) - labeled_at_kill) == FIRST + 3  # one call per label, plus the one cut short
+    # one call per label, plus the one cut short
+    assert len(calls) - (len(first) - labeled_at_kill) == FIRST + 3 + TEST
     status = campaign_status(stores, "toy-kill-label")
-    assert status["labels"] == {"labeled": FIRST + 3}
+    assert status["labels"] == {"labeled": FIRST + 3 + TEST}
 
 
 def test_campaign_killed_during_training_resumes_with_no_repeated_label_call(stores, tmp_path):
@@ -219,4 +262,4 @@ def test_campaign_killed_during_training_resumes_with_no_repeated_label_call(sto
 
     first, labeled_at_kill, calls = _kill_then_resume(stores, tmp_path, "toy-kill-train", training_started)
     assert labeled_at_kill == len(first) == FIRST
-    assert len(calls) == FIRST + 3
+    assert len(calls) == FIRST + 3 + TEST

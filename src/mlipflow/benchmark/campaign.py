@@ -236,22 +236,22 @@ def reference_properties(stores: Stores, model_id: str, reference: Any, *, n_ste
     tstore = TrajectoryStore(stores)
     out: list[PropertyComparison] = []
     walkers: list[MDResult] = list(getattr(reference, "walkers", []) or [])
-    done: set[tuple[str | None, float]] = set()
-    for w in walkers:
-        if not w.trajectory_id or (w.family, w.temperature) in done:
-            continue
-        done.add((w.family, w.temperature))
-        header = tstore.header(w.trajectory_id)
-        meta = header.get("metadata") or {}
-        eq = int(getattr(reference, "equilibration_steps", 0))
-        ref_frames = _trajectory_atoms(tstore, w.trajectory_id, eq)
-        start = next(iter(tstore.iter_atoms(w.trajectory_id, [0])))
+    eq = int(getattr(reference, "equilibration_steps", 0))
+    conditions: dict[tuple[str | None, float, int], list[MDResult]] = {}
+    for w in walkers:  # replicas of one cell and temperature are one reference
+        if w.trajectory_id:
+            conditions.setdefault((w.family, w.temperature, w.n_atoms), []).append(w)
+    for (family, temperature, _), ws in conditions.items():
+        meta = tstore.header(ws[0].trajectory_id).get("metadata") or {}
+        ref_frames = [a for w in ws for a in _trajectory_atoms(tstore, w.trajectory_id, eq)]
+        start = next(iter(tstore.iter_atoms(ws[0].trajectory_id, [0])))
         start.calc = None
-        stride = int(ref_frames[1].info["step"] - ref_frames[0].info["step"]) if len(ref_frames) > 1 else 10
+        steps = sorted({int(a.info["step"]) for a in ref_frames})
+        stride = steps[1] - steps[0] if len(steps) > 1 else 10
         dt = float(meta.get("timestep_fs", 1.0))
         settings = MDSettings(n_steps=n_steps, record_every=stride, timestep=dt, seed=seed + 20000,
                               velocity_scale=2.0, ensemble=meta.get("ensemble", "nvt_langevin"))
-        (mw,) = run_walkers([start], [w.temperature], model_factory(model_id), settings, stores=stores,
+        (mw,) = run_walkers([start], [temperature], model_factory(model_id), settings, stores=stores,
                             metadata={"kind": "benchmark-properties", **(tags or {})}, processes=1)
         model_frames = _trajectory_atoms(tstore, mw.trajectory_id, eq) if mw.trajectory_id else []
         if not model_frames or not ref_frames:
@@ -259,25 +259,26 @@ def reference_properties(stores: Stores, model_id: str, reference: Any, *, n_ste
         rmax = min(6.0, 0.5 * float(min(start.cell.lengths())) - 1e-6) if all(start.pbc) else 6.0
         r_cmp = compare_distributions(rdf(model_frames, rmax=rmax, nbins=200), rdf(ref_frames, rmax=rmax, nbins=200))
         a_cmp = compare_distributions(adf(model_frames), adf(ref_frames))
-        m_msd, lag, m_d = _li_msd(model_frames[: len(ref_frames)] if len(model_frames) > len(ref_frames)
-                                  else model_frames, stride * dt)
-        r_msd, _, r_d = _li_msd(ref_frames, stride * dt)
+        one_ref = _trajectory_atoms(tstore, ws[0].trajectory_id, eq)  # MSD: one continuous reference trajectory
+        m_msd, lag, m_d = _li_msd(model_frames[: len(one_ref)], stride * dt)
+        r_msd, _, r_d = _li_msd(one_ref, stride * dt)
         _, _, m_d_long = _li_msd(model_frames, stride * dt)
         shifts = {k: v for k, v in r_cmp.peak_shifts.items() if k != "all"}
-        note = (f"RDF/ADF over {len(model_frames)} model and {len(ref_frames)} reference frames "
-                f"({stride * dt:g} fs apart); Li MSD compared at the reference's longest lag ({lag} fs)")
+        note = (f"RDF/ADF over {len(model_frames)} model and {len(ref_frames)} reference frames ({len(ws)} "
+                f"reference trajectories, {stride * dt:g} fs apart); Li MSD compared at the reference's longest lag "
+                f"({lag} fs)")
         if r_d is None:
             note += ("; the reference MD is too short for a diffusivity (Li MSD on its vibrational plateau): "
                      "no D is compared")
         out.append(PropertyComparison(
-            family=w.family, temperature_K=w.temperature, rdf_peaks_model_A=r_cmp.model_peaks,
+            family=family, temperature_K=temperature, rdf_peaks_model_A=r_cmp.model_peaks,
             rdf_peaks_reference_A=r_cmp.reference_peaks, rdf_peak_shifts_A=shifts,
             rdf_max_shift_A=max((abs(v) for v in shifts.values()), default=None),
             adf_peaks_model_deg=a_cmp.model_peaks, adf_peaks_reference_deg=a_cmp.reference_peaks,
             adf_max_shift_deg=max((abs(v) for k, v in a_cmp.peak_shifts.items()), default=None),
             msd_li_model_A2=m_msd, msd_li_reference_A2=r_msd, lag_fs=lag, d_li_model_cm2_s=m_d_long or m_d,
             d_li_reference_cm2_s=r_d, note=note, frames_model=len(model_frames), frames_reference=len(ref_frames)))
-        logger.info("properties at %.0f K (%s): largest RDF first-peak shift %s Å", w.temperature, w.family,
+        logger.info("properties at %.0f K (%s): largest RDF first-peak shift %s Å", temperature, family,
                     out[-1].rdf_max_shift_A)
     return out
 
@@ -315,6 +316,7 @@ def boundary_energies(stores: Stores, model_id: str, boundaries: Sequence[Struct
     """
     from mlipflow.benchmark.baselines import calculator_from_spec
     from mlipflow.benchmark.energetics import grain_boundary_energy
+    from mlipflow.errors import DataError
 
     model = calculator_from_spec(f"model:{model_id}", stores=stores, torch_threads=stores.settings.torch_threads,
                                  default_dtype="float32")
@@ -322,14 +324,23 @@ def boundary_energies(stores: Stores, model_id: str, boundaries: Sequence[Struct
     reference = labeler.ase_calculator()
     bulk_atoms = AseAtomsAdaptor.get_atoms(bulk)
     out = []
+    ratio = bulk.composition.reduced_composition
     for gb in boundaries:
         prov = (gb.properties or {}).get("provenance") or {}
+        if gb.composition.reduced_composition != ratio:
+            logger.info("boundary energy: %s is not stoichiometric (%s against the bulk %s): skipped",
+                        gb.composition.formula, gb.composition.reduced_formula, ratio.reduced_formula)
+            continue
         atoms = AseAtomsAdaptor.get_atoms(gb)
         relaxed_m, nm = _relax(atoms, model, relax_steps)
         relaxed_r, nr = _relax(relaxed_m, reference, relax_steps)
         n_b = int(prov.get("n_boundaries", 2))
-        em = grain_boundary_energy(relaxed_m, bulk_atoms, model, n_boundaries=n_b).value_J_m2
-        er = grain_boundary_energy(relaxed_r, bulk_atoms, reference, n_boundaries=n_b).value_J_m2
+        try:
+            em = grain_boundary_energy(relaxed_m, bulk_atoms, model, n_boundaries=n_b).value_J_m2
+            er = grain_boundary_energy(relaxed_r, bulk_atoms, reference, n_boundaries=n_b).value_J_m2
+        except DataError as exc:
+            logger.info("boundary energy of %s skipped: %s", gb.composition.formula, exc)
+            continue
         rmsd = float(np.sqrt(np.mean(np.sum((relaxed_m.positions - relaxed_r.positions) ** 2, axis=1))))
         out.append(GBEnergy(family=prov.get("family"), formula=gb.composition.reduced_formula, n_atoms=len(gb),
                             model_J_m2=em, reference_J_m2=er, difference_J_m2=em - er, relaxed_rmsd_A=rmsd,

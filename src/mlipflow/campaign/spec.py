@@ -225,6 +225,13 @@ class CampaignSpec(_Spec):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> CampaignSpec:
+        if self.selection.trust_mode == "relative" and self.splits.valid <= 0:
+            raise ValueError("selection.trust_mode 'relative' scales the trust window by the committee's spread on "
+                             "its validation frames: give splits.valid > 0, or use absolute trust bounds (eV/Å)")
+        return self
+
 
 def load_campaign(path: str | Path) -> CampaignSpec:
     """Read and validate a campaign file (errors name the key and the line)."""
