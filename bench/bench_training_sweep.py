@@ -98,12 +98,22 @@ def test_errors(model_path: Path, dtype: str, test) -> dict:
                                      for k, v in sorted(by.items())}}
 
 
-def run_config(root: Path, name: str, overrides: dict, pool, test, train_groups, init_from=None, tag="") -> dict:
+def isolated_atom_energies() -> dict[str, float]:
+    """CHGNet's energies of one Li and one O atom in a 15 Å box (the E0s a campaign labels in iteration 0)."""
+    from mlipflow.labeling.surrogate import SurrogateLabeler
+    from mlipflow.structures.bulk import isolated_atoms
+
+    labeler = SurrogateLabeler(calculator="chgnet")
+    return {s.species[0].symbol: float(labeler.label_one(s).energy) for s in isolated_atoms(["Li", "O"], box=15.0)}
+
+
+def run_config(root: Path, name: str, overrides: dict, pool, test, train_groups, init_from=None, tag="",
+               e0s=None) -> dict:
     stores = get_stores(load_settings(home=root / "home"))
     version = make_version(stores, train_groups, pool, "sweep")
     hp = MaceHyperParams(**{**BASE, **overrides, "seed": 7})
     start = time.perf_counter()
-    record = train_model(stores, version, hp, name=f"sweep{tag}", init_from=init_from)
+    record = train_model(stores, version, hp, name=f"sweep{tag}", init_from=init_from, e0s=e0s)
     wall = time.perf_counter() - start
     from mlipflow.training.registry import ModelRegistry
 
@@ -134,30 +144,33 @@ def main() -> None:
     test = reference_frames("test", replicas=1, seed=1000)
     groups = sorted({a.info["group"] for a in pool})
     train_groups = groups[:-2]
+    e0s = isolated_atom_energies()
+    logger.info("E0s (CHGNet isolated atoms): %s eV; %d pool frames in %d trajectories, %d test frames", e0s,
+                len(pool), len(groups), len(test))
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlipflow-sweep-") as tmp:
         root = Path(tmp)
         configs = {k: v for k, v in CONFIGS.items() if not args.only or k in args.only}
         with ThreadPoolExecutor(max_workers=args.parallel) as ex:
-            futures = [ex.submit(run_config, root / f"c{i}", k, v, pool, test, train_groups, tag=f"{i}")
+            futures = [ex.submit(run_config, root / f"c{i}", k, v, pool, test, train_groups, tag=f"{i}", e0s=e0s)
                        for i, (k, v) in enumerate(configs.items())]
             rows = [f.result() for f in futures]
         warm = []
         if not args.skip_warm:
             half = train_groups[::2]
             first = run_config(root / "w", "iteration 0 (half the training trajectories, 30 ep)", {}, pool, test,
-                               half, tag="w0")
+                               half, tag="w0", e0s=e0s)
             with ThreadPoolExecutor(max_workers=args.parallel) as ex:
                 f_warm = ex.submit(run_config, root / "w", "warm start on all (10 ep)", {"max_num_epochs": 10}, pool,
-                                   test, train_groups, init_from=first["model_id"], tag="w1")
+                                   test, train_groups, init_from=first["model_id"], tag="w1", e0s=e0s)
                 f_warm20 = ex.submit(run_config, root / "w", "warm start on all (15 ep, lr 0.005)",
                                      {"max_num_epochs": 15, "lr": 0.005}, pool, test, train_groups,
-                                     init_from=first["model_id"], tag="w2")
+                                     init_from=first["model_id"], tag="w2", e0s=e0s)
                 warm = [first, f_warm.result(), f_warm20.result()]
     payload = {
         "description": __doc__.split("\n\n")[1].replace("\n", " "),
         "machine": machine(), "parallel_trainings": args.parallel,
-        "pool_frames": len(pool), "test_frames": len(test), "configs": rows, "warm_start": warm,
+        "pool_frames": len(pool), "test_frames": len(test), "e0s_eV": e0s, "configs": rows, "warm_start": warm,
     }
     write_result("training_sweep", payload)
 

@@ -200,3 +200,18 @@ def test_spot_checks_pick_accurate_frames_and_relative_windows_scale(stores):
     assert abs(scaled.window("bulk").lower - 0.02) < 1e-12 and abs(scaled.window("x").upper - 0.2) < 1e-12
     with pytest.raises(ConfigError, match=r"relative.*validation"):
         relative.scaled({}, ["bulk"])
+
+
+def test_picks_are_capped_by_what_is_left_of_the_label_budget(stores):
+    from mlipflow.selection.jobs import picked_structures_job
+
+    ids, _ = _write_pool(stores, n_per=12)
+    soap = SoapDescriptor(species=["Li"], r_cut=4.0, n_max=3, l_max=2)
+    result = select_frames(stores, ids, trust=TrustWindowSelector(TrustWindow(0.05, 0.5)), descriptor=soap,
+                           budget=6, n_spot_checks=2, seed=3)
+    assert len(result.picks) == 6
+    capped = picked_structures_job.original(result, campaign="c", iteration=1, limit=3)
+    assert len(capped.structures) == 3 and capped.n_spot_checks == 0  # candidates first, spot checks dropped
+    kinds = [s.properties["provenance"]["parameters"]["spot_check"] for s in capped.structures]
+    assert kinds == [False, False, False]
+    assert len(picked_structures_job.original(result, limit=None).structures) == 6

@@ -115,3 +115,30 @@ def test_diverging_loss_stops_with_a_reason_and_registers_nothing(stores, tiny, 
     assert "Nothing was registered" in str(info.value)
     assert ModelRegistry(stores).list() == []
     assert Dataset(stores).get_version(version).counts["train"] > 0  # the dataset is untouched
+
+
+def test_the_registered_epoch_is_the_best_one_and_warm_start_continues_from_it(trained, tiny):
+    """mace-torch keeps the last epoch when every checkpoint is saved; the registry keeps the best-validation one
+    of the final stage (stage two) and says which, and a warm start from it begins where it ended."""
+    from mlipflow.training.curves import TrainingCurves
+    from mlipflow.training.mace_runner import best_epoch
+    from mlipflow.training.trainer import evaluate_errors, load_calculator
+
+    stores, version, record = trained
+    curves = TrainingCurves(**record.curves)
+    start = tiny.stage_two_start
+    expected = best_epoch(curves, start)
+    assert record.kept_epoch == expected and "stage two" in record.kept_rule
+    stage_two = [p for p in curves.for_head() if p.epoch >= start]
+    assert min(stage_two, key=lambda p: p.valid_loss).epoch == record.kept_epoch
+    # the registered file holds that epoch's weights: its validation force RMSE is the curve's at that epoch
+    calc = load_calculator(ModelRegistry(stores).model_file(record.id), default_dtype=tiny.default_dtype)
+    frames = [f for f, _ in Dataset(stores).version_frames(version, "valid")]
+    kept = next(p for p in stage_two if p.epoch == record.kept_epoch)
+    assert abs(evaluate_errors(calc, frames)["all"]["rmse_f"] - kept.rmse_f) < 0.02 * kept.rmse_f + 1e-4
+    # warm start: a few epochs from the registered model, recorded as such, beginning at its accuracy
+    warm = train_model(stores, version, tiny.with_updates(max_num_epochs=2), name="tiny-warm", init_from=record.id)
+    assert warm.warm_start == record.id
+    initial = next(p for p in TrainingCurves(**warm.curves).points if p.epoch == -1)
+    scratch_initial = next(p for p in curves.points if p.epoch == -1)
+    assert initial.rmse_f < 0.5 * scratch_initial.rmse_f  # it starts trained, not from random weights

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 MODEL_FACTORY = "mlipflow.training.committee:model_from_registry"
 COMMITTEE_FACTORY = "mlipflow.training.committee:committee_from_registry"
+#: the benchmark's MD starts from cells relaxed by the model (FIRE steps at most), as the exploration does
+RELAX_STEPS = 50
 #: relative SOAP distance from the bulk environment above which an atom counts as a boundary atom
 BOUNDARY_THRESHOLD = 0.05
 
@@ -67,7 +69,7 @@ def test_set_frames(stores: Stores, model_id: str, structures: Sequence[Structur
     for the reference to label; they never enter a dataset version.
     """
     settings = MDSettings(n_steps=n_steps, record_every=every, timestep=timestep, seed=seed + 10000,
-                          velocity_scale=2.0)
+                          velocity_scale=2.0, relax_steps=RELAX_STEPS)
     walkers = run_walkers(list(structures), list(temperatures), model_factory(model_id), settings, stores=stores,
                           metadata={"kind": "benchmark-mlmd", **(tags or {})}, processes=processes)
     tstore = TrajectoryStore(stores)
@@ -289,7 +291,7 @@ def stability_runs(stores: Stores, model_id: str, structures: Sequence[Structure
                    tags: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Long MD of each cell at ``temperature`` with the sampling monitors; what stopped it, and when (ps)."""
     settings = MDSettings(n_steps=n_steps, record_every=max(10, n_steps // 50), timestep=timestep,
-                          seed=seed + 30000, velocity_scale=2.0)
+                          seed=seed + 30000, velocity_scale=2.0, relax_steps=RELAX_STEPS)
     walkers = run_walkers(list(structures), [temperature], model_factory(model_id), settings, stores=stores,
                           metadata={"kind": "benchmark-stability", **(tags or {})}, processes=processes)
     return [{"family": w.family, "T_K": temperature, "stable": w.stop_reason == "completed",

@@ -18,7 +18,16 @@ from jobflow import Flow, Maker, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from mlipflow.benchmark.schemas import BenchmarkDoc, TestErrorsDoc, TestSetDoc
+from mlipflow.benchmark.schemas import (
+    BenchmarkDoc,
+    GBEnergyDoc,
+    PropertiesDoc,
+    SpeedDoc,
+    StabilityDoc,
+    TestErrorsDoc,
+    TestMDDoc,
+    TestSetDoc,
+)
 from mlipflow.execution import Resource, set_resource
 from mlipflow.labeling.base import Labeler
 from mlipflow.labeling.jobs import LabelMaker, label_when_known
@@ -68,13 +77,12 @@ def _bulk_cell(cells: list[Structure]) -> Structure | None:
     return min(bulk, key=len) if bulk else None
 
 
-@job
+@job(output_schema=TestMDDoc)
 def test_md_job(model_id: str, structures: Any, reference: Any, temperatures: list[float], settings: dict[str, Any],
-                seed: int = 0, processes: int = 1, tags: dict[str, Any] | None = None) -> dict[str, Any]:
+                seed: int = 0, processes: int = 1, tags: dict[str, Any] | None = None) -> TestMDDoc:
     """Job: the model's own MD on the exploration and reference cells; the frames to label (with provenance).
 
-    Returns ``{"test_set": TestSetDoc (without frame ids yet), "structures": [...]}``; the campaign's labeler
-    labels the structures in the next job.
+    The test set has no frame ids yet: the campaign's labeler labels the structures in the next job.
     """
     from mlipflow.benchmark.campaign import test_set_frames
     from mlipflow.storage import get_stores
@@ -83,15 +91,15 @@ def test_md_job(model_id: str, structures: Any, reference: Any, temperatures: li
     doc, frames = test_set_frames(get_stores(), model_id, cells, temperatures, n_steps=settings["test_md_steps"],
                                   every=settings["test_every"], equilibration=settings["test_equilibration"],
                                   timestep=settings["timestep"], seed=seed, processes=processes, tags=tags)
-    return {"test_set": doc.model_dump(mode="json"), "structures": frames}
+    return TestMDDoc(test_set=doc, structures=frames)
 
 
 @job(output_schema=TestSetDoc)
-def test_set_job(md: dict[str, Any], labels: Any) -> TestSetDoc:
+def test_set_job(md: TestMDDoc, labels: Any) -> TestSetDoc:
     """Job: the labeled MLMD test set (the frames the labeler labeled, failed ones left out)."""
     from mlipflow.storage import get_stores
 
-    doc = TestSetDoc(**md["test_set"])
+    doc = md.test_set.model_copy()
     ids = list(_get(labels, "frame_ids", []) or [])
     labeled = {d["_id"] for d in get_stores().frames.find({"_id": {"$in": ids}, "status": "labeled"}, {"_id": 1})}
     doc.frame_ids = [i for i in ids if i in labeled]
@@ -131,32 +139,33 @@ def test_errors_job(test_set: TestSetDoc, committee: str, campaign: str | None =
     return test_set_errors(stores, test_set, models, AseAtomsAdaptor.get_atoms(bulk) if bulk is not None else None)
 
 
-@job
+@job(output_schema=PropertiesDoc)
 def properties_job(model_id: str, reference: Any, n_steps: int, seed: int = 0,
-                   tags: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                   tags: dict[str, Any] | None = None) -> PropertiesDoc:
     """Job: the model's MD next to the reference MD (RDF, ADF, Li MSD)."""
     from mlipflow.benchmark.campaign import reference_properties
     from mlipflow.storage import get_stores
 
     if reference is None:
-        return []
-    return [p.model_dump(mode="json") for p in reference_properties(get_stores(), model_id, reference,
-                                                                     n_steps=n_steps, seed=seed, tags=tags)]
+        return PropertiesDoc()
+    return PropertiesDoc(comparisons=reference_properties(get_stores(), model_id, reference, n_steps=n_steps,
+                                                          seed=seed, tags=tags))
 
 
-@job
+@job(output_schema=StabilityDoc)
 def stability_runs_job(model_id: str, structures: Any, temperature: float, n_steps: int, timestep: float,
-                       seed: int = 0, processes: int = 1, tags: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                       seed: int = 0, processes: int = 1, tags: dict[str, Any] | None = None) -> StabilityDoc:
     """Job: long MD of the exploration cells at the highest sampled temperature, with the monitors."""
     from mlipflow.benchmark.campaign import stability_runs
     from mlipflow.storage import get_stores
 
-    return stability_runs(get_stores(), model_id, _structures(structures), temperature, n_steps=n_steps,
-                          timestep=timestep, seed=seed, processes=processes, tags=tags)
+    return StabilityDoc(runs=stability_runs(get_stores(), model_id, _structures(structures), temperature,
+                                            n_steps=n_steps, timestep=timestep, seed=seed, processes=processes,
+                                            tags=tags))
 
 
-@job
-def speed_runs_job(model_id: str, structures: Any, sizes: list[int]) -> list[dict[str, Any]]:
+@job(output_schema=SpeedDoc)
+def speed_runs_job(model_id: str, structures: Any, sizes: list[int]) -> SpeedDoc:
     """Job: MD steps/s and ns/day of the model (and of its committee) at several atom counts."""
     from mlipflow.benchmark.baselines import calculator_from_spec
     from mlipflow.benchmark.speed import md_speed
@@ -164,17 +173,17 @@ def speed_runs_job(model_id: str, structures: Any, sizes: list[int]) -> list[dic
 
     cells = _structures(structures)
     if not cells:
-        return []
+        return SpeedDoc()
     stores = get_stores()
     atoms = AseAtomsAdaptor.get_atoms(min(cells, key=len))
     calc = calculator_from_spec(f"model:{model_id}", stores=stores, torch_threads=stores.settings.torch_threads,
                                 default_dtype="float32")
-    return [p.model_dump() for p in md_speed(atoms, calc, sizes=sizes, n_steps=10)]
+    return SpeedDoc(points=[p.model_dump() for p in md_speed(atoms, calc, sizes=sizes, n_steps=10)])
 
 
-@job
+@job(output_schema=GBEnergyDoc)
 def boundary_energy_job(model_id: str, structures: Any, reference: Any, labeler: Labeler,
-                        relax_steps: int) -> list[dict[str, Any]]:
+                        relax_steps: int) -> GBEnergyDoc:
     """Job: energies of the exploration's boundary cells after relaxation, model against reference (J/m²)."""
     from mlipflow.benchmark.campaign import boundary_energies
     from mlipflow.storage import get_stores
@@ -184,25 +193,26 @@ def boundary_energy_job(model_id: str, structures: Any, reference: Any, labeler:
     bulk = _bulk_cell(_reference_cells(reference)) if reference is not None else None
     if not gbs or bulk is None:
         logger.info("boundary energies: %s", "no boundary cell" if not gbs else "no bulk reference cell")
-        return []
-    return [g.model_dump() for g in boundary_energies(get_stores(), model_id, gbs, bulk, labeler,
-                                                      relax_steps=relax_steps)]
+        return GBEnergyDoc()
+    return GBEnergyDoc(energies=boundary_energies(get_stores(), model_id, gbs, bulk, labeler,
+                                                  relax_steps=relax_steps))
 
 
 @job(output_schema=BenchmarkDoc)
 def benchmark_summary_job(campaign: str | None, committee: str, model_id: str, reference: str, targets: dict[str, Any],
-                          errors: TestErrorsDoc, properties: list[dict[str, Any]], stability: list[dict[str, Any]],
-                          speed: list[dict[str, Any]], gb_energy: list[dict[str, Any]],
-                          subject: str | None = None) -> BenchmarkDoc:
+                          errors: TestErrorsDoc, properties: PropertiesDoc, stability: StabilityDoc | None,
+                          speed: SpeedDoc, gb_energy: GBEnergyDoc | None, subject: str | None = None) -> BenchmarkDoc:
     """Job: the verdict, stored as the campaign's ``benchmark`` and as report results (``subject``)."""
     from mlipflow.benchmark.campaign import verdict
     from mlipflow.benchmark.results import save_result
-    from mlipflow.benchmark.schemas import GBEnergy, PropertyComparison
     from mlipflow.campaign.spec import BenchmarkTargets
     from mlipflow.storage import get_stores
 
     stores = get_stores()
-    props = [PropertyComparison(**p) for p in properties]
+    props = list(properties.comparisons)
+    stability = list(stability.runs) if stability is not None else []
+    speed = list(speed.points)
+    gb_list = list(gb_energy.energies) if gb_energy is not None else []
     final = errors.final("member")
     members = [m for m in errors.models if m.kind == "member"]
     result = verdict(BenchmarkTargets(**targets), final, props, stability, members)
@@ -213,7 +223,7 @@ def benchmark_summary_job(campaign: str | None, committee: str, model_id: str, r
             "committee_mean": (errors.final("committee").model_dump(exclude={"by_group"})
                                if errors.final("committee") else None)},
         learning_curve=[m.model_dump(exclude={"by_group"}) for m in errors.models],
-        properties=props, stability=stability, speed=speed, gb_energy=[GBEnergy(**g) for g in gb_energy])
+        properties=props, stability=stability, speed=speed, gb_energy=gb_list)
     name = subject or campaign or model_id
     if final is not None:
         save_result(stores, subject=name, kind="errors", model=model_id, reference=reference,
@@ -321,7 +331,7 @@ class CampaignBenchmarkMaker(Maker):
         props.name = "benchmark: properties against the reference MD"
         set_resource(props, self.md_resource)
         jobs = [md, labels, test_set, errors, props]
-        stability_out: Any = []
+        stability_out: Any = None
         if st["stability_steps"] > 0:
             stab = stability_runs_job(model, structures, max(self.temperatures), st["stability_steps"],
                                       st["timestep"], self.seed, self.processes, tags)
@@ -333,7 +343,7 @@ class CampaignBenchmarkMaker(Maker):
         speed.name = "benchmark: speed"
         set_resource(speed, self.md_resource)
         jobs.append(speed)
-        gb_out: Any = []
+        gb_out: Any = None
         if st["gb_energy"]:
             gb = boundary_energy_job(model, structures, reference, self.labeler, st["relax_steps"])
             gb.name = "benchmark: boundary energy"

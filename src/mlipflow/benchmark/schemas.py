@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pymatgen.core import Structure
 
 
 class TestSetDoc(BaseModel):
@@ -109,3 +110,36 @@ class BenchmarkDoc(BaseModel):
     speed: list[dict[str, Any]] = Field(default_factory=list)
     gb_energy: list[GBEnergy] = Field(default_factory=list)
     seconds: dict[str, float] = Field(default_factory=dict, description="wall time per part (s)")
+
+
+class TestMDDoc(BaseModel):
+    """Output of the benchmark's MD job: the test set so far (no labels yet) and the structures to label."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    test_set: TestSetDoc
+    structures: list[Structure] = Field(default_factory=list)
+
+
+class PropertiesDoc(BaseModel):
+    """The model's MD next to every reference MD."""
+
+    comparisons: list[PropertyComparison] = Field(default_factory=list)
+
+
+class StabilityDoc(BaseModel):
+    """Long MD runs with the monitors: per run family, T_K, stable, stop_reason, time_ps, n_atoms, steps_per_s."""
+
+    runs: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SpeedDoc(BaseModel):
+    """MD speed points: n_atoms, steps_per_s, ns_per_day, us_per_atom_step, timestep_fs, n_steps."""
+
+    points: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class GBEnergyDoc(BaseModel):
+    """Boundary energies after relaxation, model against reference."""
+
+    energies: list[GBEnergy] = Field(default_factory=list)

@@ -24,7 +24,7 @@ from jobflow import Flow, Maker, Response, job
 from pymatgen.core import Structure
 
 from mlipflow.campaign.convergence import ConvergenceCriteria, decide
-from mlipflow.campaign.schemas import IterationRecord
+from mlipflow.campaign.schemas import AssessmentRecorded, CampaignStarted, IterationRecord
 from mlipflow.campaign.spec import CampaignSpec
 from mlipflow.data.jobs import DatasetVersionMaker
 from mlipflow.labeling.jobs import LabelMaker, label_when_known
@@ -196,26 +196,26 @@ def _tag(obj: Any, iteration: int, stage: str, dynamic: bool = True) -> Any:
     return obj
 
 
-@job
-def start_campaign(name: str, spec: dict[str, Any] | None) -> dict[str, Any]:
+@job(output_schema=CampaignStarted)
+def start_campaign(name: str, spec: dict[str, Any] | None) -> CampaignStarted:
     """Create (or keep) the campaign document with its spec, so that it can be resumed by name."""
     from mlipflow.storage import get_stores
 
     campaigns = get_stores().campaigns
     campaigns.update_one({"_id": name}, {"$setOnInsert": {"name": name, "iterations": []},
                                          "$set": {"state": "running", "spec": spec}}, upsert=True)
-    return {"campaign": name}
+    return CampaignStarted(campaign=name)
 
 
-@job
-def record_assessment(name: str, iteration: int, assessment: Any) -> dict[str, Any]:
+@job(output_schema=AssessmentRecorded)
+def record_assessment(name: str, iteration: int, assessment: Any) -> AssessmentRecorded:
     """Store the assessment of iteration ``iteration``'s picks in that iteration's record."""
     from mlipflow.storage import get_stores
 
     doc = assessment.model_dump(mode="json") if hasattr(assessment, "model_dump") else dict(assessment)
     get_stores().campaigns.update_one({"_id": name, "iterations.iteration": iteration},
                                       {"$set": {"iterations.$.assessment": doc}})
-    return {"campaign": name, "iteration": iteration}
+    return AssessmentRecorded(campaign=name, iteration=iteration)
 
 
 def _labels_so_far(label_summaries: list[Any]) -> int:
@@ -313,7 +313,8 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
             labeler=labeler, temperatures=list(ref.temperatures), replicas=ref.replicas,
             equilibration=ref.equilibration, processes=spec.resources.processes, resource=spec.resources.labeling,
             settings=MDSettings(n_steps=ref.n_steps, record_every=ref.record_every, timestep=ref.timestep,
-                                ensemble=ref.ensemble, seed=spec.seed, velocity_scale=ref.velocity_scale))
+                                ensemble=ref.ensemble, seed=spec.seed, velocity_scale=ref.velocity_scale,
+                                relax_steps=ref.relax_steps))
     maker = CampaignMaker(
         name=spec.name,
         structures=StructureSetMaker(spec=structure_section),
@@ -331,7 +332,7 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
             processes=spec.resources.processes,
             settings=MDSettings(n_steps=spec.sampling.n_steps, record_every=spec.sampling.record_every,
                                 timestep=spec.sampling.timestep, ensemble=spec.sampling.ensemble, seed=spec.seed,
-                                velocity_scale=spec.sampling.velocity_scale)),
+                                velocity_scale=spec.sampling.velocity_scale, relax_steps=spec.sampling.relax_steps)),
         selector=SelectorMaker(
             trust=TrustWindowSelector(
                 default=TrustWindow(lower=spec.selection.trust[0], upper=spec.selection.trust[1]),

@@ -43,3 +43,16 @@ class IterationRecord(BaseModel):
     committee_errors: dict[str, Any] = Field(default_factory=dict, description="split -> errors (eV/atom, eV/Å)")
     committee_spread: dict[str, float] = Field(default_factory=dict, description="validation spread (eV/Å)")
     assessment: dict[str, Any] | None = Field(None, description="spread against true error of the labeled picks")
+
+
+class CampaignStarted(BaseModel):
+    """Output of the job that creates (or keeps) the campaign document."""
+
+    campaign: str
+
+
+class AssessmentRecorded(BaseModel):
+    """Output of the job that stores an iteration's pick assessment in its record."""
+
+    campaign: str
+    iteration: int

@@ -72,6 +72,7 @@ class ReferenceMDSpec(_Spec):
     equilibration: int = Field(20, ge=0, description="steps whose frames are not labels")
     replicas: int = Field(1, ge=1, description="independent walkers (seeds) per cell and temperature")
     velocity_scale: float = Field(2.0, gt=0, description="initial velocities at this multiple of the temperature")
+    relax_steps: int = Field(0, ge=0, description="relax each cell with the labeler first (FIRE steps at most)")
     ensemble: Ensemble = "nvt_langevin"
 
 
@@ -88,6 +89,7 @@ class SamplingSpec(_Spec):
     timestep: float = Field(1.0, gt=0)
     ensemble: Ensemble = "nvt_langevin"
     velocity_scale: float = Field(1.0, gt=0, description="initial velocities at this multiple of the temperature")
+    relax_steps: int = Field(0, ge=0, description="relax each cell with the committee first (FIRE steps at most)")
     schedule: list[SamplingStage] = Field(default_factory=list)
     reference_md: ReferenceMDSpec | None = Field(None, description="reference MD of iteration 0 (off if absent)")
 

@@ -140,6 +140,12 @@ class MDSettings(BaseModel):
         Stop when a stability monitor fires.
     seed
         Seed of the initial velocities and of the Langevin noise.
+    relax_steps
+        Before the MD, relax the positions (cell fixed) with the driving calculator for at most this many FIRE
+        steps (0: start from the cell as given).  An unrelaxed boundary or interface otherwise releases its excess
+        energy as heat and runs away from its target temperature in the first picoseconds.
+    relax_fmax
+        Force criterion of that relaxation (eV/Å).
     velocity_scale
         Initial Maxwell–Boltzmann velocities are drawn at this multiple of the starting temperature.  2 brings a
         crystal started on its lattice sites to the target temperature within about a phonon period
@@ -164,6 +170,8 @@ class MDSettings(BaseModel):
     patience: int = Field(3, ge=1)
     stop_on_monitor: bool = True
     seed: int = 0
+    relax_steps: int = Field(0, ge=0)
+    relax_fmax: float = Field(0.1, gt=0)
     velocity_scale: float = Field(1.0, gt=0)
     chunk_frames: int = Field(500, ge=1)
     store_forces: bool = True
@@ -267,6 +275,12 @@ def run_md(
     rng = np.random.default_rng(settings.seed + walker)
     calc = CommitteeMeanCalculator(committee)
     atoms.calc = calc
+    if settings.relax_steps:
+        from ase.optimize import FIRE
+
+        opt = FIRE(atoms, logfile=None)
+        opt.run(fmax=settings.relax_fmax, steps=settings.relax_steps)
+        metadata["relaxed_steps"] = int(opt.nsteps)
     t0 = schedule.at(0)
     MaxwellBoltzmannDistribution(atoms, temperature_K=t0 * settings.velocity_scale, rng=rng)
     Stationary(atoms)
