@@ -160,7 +160,8 @@ def adf(
     )
 
 
-def first_peak(x: Sequence[float], y: Sequence[float], *, min_height: float | None = None) -> float | None:
+def first_peak(x: Sequence[float], y: Sequence[float], *, min_height: float | None = None,
+               smooth_bins: float = 0.0) -> float | None:
     """Position of the first peak of ``y(x)`` (parabolic refinement over the three highest-bin points).
 
     Parameters
@@ -169,8 +170,16 @@ def first_peak(x: Sequence[float], y: Sequence[float], *, min_height: float | No
         A distribution on a uniform grid.
     min_height
         Smallest peak height; default 10% of the maximum (ignores noise at short distance).
+    smooth_bins
+        Width (in bins) of a Gaussian the curve is smoothed with first (0: none).  A histogram of a few MD frames
+        is noisy bin to bin; smoothing both curves of a comparison alike keeps the peak estimate from following
+        the noise.
     """
     xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if smooth_bins > 0 and ya.size > 3:
+        from scipy.ndimage import gaussian_filter1d
+
+        ya = gaussian_filter1d(ya, smooth_bins, mode="constant")
     if ya.size < 3 or not np.any(ya > 0):
         return None
     height = 0.1 * ya.max() if min_height is None else min_height
@@ -213,15 +222,19 @@ class DistributionComparison(BaseModel):
     integrated_abs_difference: dict[str, float]
 
 
-def compare_distributions(model: DistributionResult, reference: DistributionResult) -> DistributionComparison:
-    """Compare two distributions on the same grid (first peaks and integrated absolute difference)."""
+def compare_distributions(model: DistributionResult, reference: DistributionResult, *,
+                          smooth_bins: float = 0.0) -> DistributionComparison:
+    """Compare two distributions on the same grid (first peaks and integrated absolute difference).
+
+    ``smooth_bins``: Gaussian smoothing (bins) of both curves before their first peaks are located.
+    """
     if model.kind != reference.kind or not np.allclose(model.x, reference.x):
         raise DataError(f"cannot compare {model.kind} and {reference.kind} on different grids: use the same rmax/nbins")
     x = np.asarray(model.x)
     dx = float(x[1] - x[0])
     common = sorted(set(model.curves) & set(reference.curves))
-    mp = {k: first_peak(x, model.curves[k]) for k in model.curves}
-    rp = {k: first_peak(x, reference.curves[k]) for k in reference.curves}
+    mp = {k: first_peak(x, model.curves[k], smooth_bins=smooth_bins) for k in model.curves}
+    rp = {k: first_peak(x, reference.curves[k], smooth_bins=smooth_bins) for k in reference.curves}
     shifts = {k: mp[k] - rp[k] for k in common if mp.get(k) is not None and rp.get(k) is not None}  # type: ignore[operator]
     per_pair = [v for k, v in shifts.items() if k != "all"] or list(shifts.values())
     integrated = {
