@@ -41,6 +41,19 @@ def set_resource(job_or_flow: Job | Flow, resource: Resource) -> Job | Flow:
     return job_or_flow
 
 
+def worker_device(requested: str = "auto") -> str:
+    """The torch device a job uses on the worker it runs on: ``cuda`` when torch sees a GPU, else ``cpu``.
+
+    ``requested`` ``auto`` follows the worker; ``cpu`` or ``cuda`` are kept as given (``cuda`` without a GPU is an
+    error of mace-torch, not silently CPU).
+    """
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def run_locally(flow: Flow | Job, stores: Stores | None = None, root_dir: str | Path | None = None) -> dict:
     """Run a flow in this process on the configured JobStore; return jobflow's responses.
 

@@ -263,3 +263,18 @@ def test_campaign_killed_during_training_resumes_with_no_repeated_label_call(sto
     first, labeled_at_kill, calls = _kill_then_resume(stores, tmp_path, "toy-kill-train", training_started)
     assert labeled_at_kill == len(first) == FIRST
     assert len(calls) == FIRST + 3 + TEST
+
+
+def test_resources_decide_the_category_of_every_job(stores):
+    """resources.training: cpu puts the committee's training on cpu workers; md stays on gpu, labels on cpu."""
+    from mlipflow.execution import submit
+
+    spec = CampaignSpec(**{**SPEC, "name": "toy-res", "resources": {"labeling": "cpu", "training": "cpu",
+                                                                    "md": "gpu"}})
+    submit(campaign_from_spec(spec).make(), stores)
+    fws = list(stores.launchpad.fireworks.find({}, {"name": 1, "spec._category": 1}))
+    category = {fw["name"]: fw["spec"].get("_category") for fw in fws}
+    training = [n for n in category if "train" in n]
+    assert training and all(category[n] == "cpu" for n in training), category
+    assert all(category[n] == "gpu" for n in category if "explore" in n)
+    assert not any(c == "gpu" for n, c in category.items() if "train" in n or "label" in n)

@@ -66,3 +66,18 @@ def test_toy_potential_forces_and_stress_are_consistent():
     assert finite_difference_check(atoms, calc, atoms_idx=(0, 4)) < 1e-5
     atoms.calc = calc
     assert abs(atoms.get_stress() - calculate_numerical_stress(atoms)).max() < 1e-5
+
+
+def test_device_follows_the_worker(monkeypatch):
+    """``auto`` becomes cuda when torch sees a GPU and cpu otherwise (only the availability check is mocked)."""
+    import torch
+
+    from mlipflow.execution import worker_device
+    from mlipflow.training.hyperparams import MaceHyperParams
+
+    hp = MaceHyperParams.tiny()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hp.device == "auto" and hp.resolved_device == "cpu" and hp.mace_options()["device"] == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert hp.resolved_device == "cuda" and hp.mace_options()["device"] == "cuda"
+    assert worker_device("cpu") == "cpu"  # an explicit choice is kept

@@ -113,7 +113,9 @@ def assess_committee(stores: Stores, committee_id: str, splits: tuple[str, ...] 
     spread: dict[str, float] = {}
     with _EVAL_LOCK:
         set_torch_threads(stores.settings.torch_threads)
-        calc = CommitteeCalculator.from_registry(stores, committee_id, device=record.device or "cpu")
+        from mlipflow.execution import worker_device
+
+        calc = CommitteeCalculator.from_registry(stores, committee_id, device=worker_device())
         for split in splits:
             frames = [f for f, _ in dataset.version_frames(record.dataset_version, split)]  # type: ignore[arg-type]
             if not frames:
@@ -231,23 +233,28 @@ def register_assessed_committee(stores: Stores, member_ids: list[str], *, name: 
     return registry.get(record.id)
 
 
-def committee_from_registry(model_id: str, device: str = "cpu") -> CommitteeCalculator:
+def committee_from_registry(model_id: str, device: str = "auto") -> CommitteeCalculator:
     """Calculator factory for jobs: the committee (or single model) ``model_id`` of the configured store.
 
-    Use as ``CalculatorFactory("mlipflow.training.committee:committee_from_registry", {"model_id": ...})``.
+    ``device`` ``auto``: CUDA when the worker has a GPU, else CPU.  Use as
+    ``CalculatorFactory("mlipflow.training.committee:committee_from_registry", {"model_id": ...})``.
     """
+    from mlipflow.execution import worker_device
     from mlipflow.storage import get_stores
 
-    return CommitteeCalculator.from_registry(get_stores(), model_id, device=device)
+    return CommitteeCalculator.from_registry(get_stores(), model_id, device=worker_device(device))
 
 
-def model_from_registry(model_id: str, device: str = "cpu", default_dtype: str | None = None) -> Calculator:
+def model_from_registry(model_id: str, device: str = "auto", default_dtype: str | None = None) -> Calculator:
     """Calculator factory for jobs: one registered model (``MACECalculator``); a committee id gives its mean.
 
-    Use as ``CalculatorFactory("mlipflow.training.committee:model_from_registry", {"model_id": ...})``.
+    ``device`` ``auto``: CUDA when the worker has a GPU, else CPU.  Use as
+    ``CalculatorFactory("mlipflow.training.committee:model_from_registry", {"model_id": ...})``.
     """
+    from mlipflow.execution import worker_device
     from mlipflow.storage import get_stores
 
+    device = worker_device(device)
     stores = get_stores()
     registry = ModelRegistry(stores)
     record = registry.get(model_id)

@@ -197,15 +197,15 @@ def measure_forgetting(
         ``ratio_f``/``ratio_e`` (after / before on ``all``, >1 means forgotten) and ``n_frames``.
     """
     dtype = hyperparams.default_dtype
-    before = evaluate_errors(load_calculator(foundation_path, device=hyperparams.device, default_dtype=dtype,
+    before = evaluate_errors(load_calculator(foundation_path, device=hyperparams.resolved_device, default_dtype=dtype,
                                              head=foundation_head), holdout)
-    after = evaluate_errors(load_calculator(model_path, device=hyperparams.device, default_dtype=dtype,
+    after = evaluate_errors(load_calculator(model_path, device=hyperparams.resolved_device, default_dtype=dtype,
                                             head="Default"), holdout)
     out: dict[str, Any] = {"before": before, "after": after, "n_frames": len(holdout)}
     out["ratio_f"] = after["all"]["rmse_f"] / max(before["all"]["rmse_f"], 1e-12)
     out["ratio_e"] = after["all"]["rmse_e_per_atom"] / max(before["all"]["rmse_e_per_atom"], 1e-12)
     if multihead:
-        pt = evaluate_errors(load_calculator(model_path, device=hyperparams.device, default_dtype=dtype,
+        pt = evaluate_errors(load_calculator(model_path, device=hyperparams.resolved_device, default_dtype=dtype,
                                              head="pt_head"), holdout)
         out["after_pt_head"] = pt
         out["ratio_f_pt_head"] = pt["all"]["rmse_f"] / max(before["all"]["rmse_f"], 1e-12)

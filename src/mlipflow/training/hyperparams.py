@@ -76,7 +76,7 @@ class MaceHyperParams(BaseModel):
     seed
         Seed of weights initialisation and batch order.
     device
-        ``cpu`` or ``cuda``.
+        ``auto`` (the worker's: ``cuda`` when torch sees a GPU, else ``cpu``), ``cpu`` or ``cuda``.
     default_dtype
         ``float64`` (accurate, for tests and small data) or ``float32`` (faster on GPU).
     eval_interval
@@ -122,7 +122,7 @@ class MaceHyperParams(BaseModel):
     ema: bool = False
     ema_decay: float = Field(0.99, gt=0, lt=1)
     seed: int = 123
-    device: Literal["cpu", "cuda"] = "cpu"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     default_dtype: Literal["float32", "float64"] = "float64"
     eval_interval: int = Field(1, ge=1)
     save_all_checkpoints: bool = True
@@ -155,6 +155,13 @@ class MaceHyperParams(BaseModel):
         )
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def resolved_device(self) -> str:
+        """The device of this training on the worker it runs on (see :func:`mlipflow.execution.worker_device`)."""
+        from mlipflow.execution import worker_device
+
+        return worker_device(self.device)
 
     @property
     def stage_two_start(self) -> int | None:
@@ -200,7 +207,7 @@ class MaceHyperParams(BaseModel):
             "batch_size": self.batch_size,
             "valid_batch_size": self.valid_batch_size,
             "seed": self.seed,
-            "device": self.device,
+            "device": self.resolved_device,
             "default_dtype": self.default_dtype,
             "eval_interval": self.eval_interval,
             "error_table": "PerAtomRMSEstressvirials" if self.loss in ("stress", "universal") else "PerAtomRMSE",

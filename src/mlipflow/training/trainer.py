@@ -393,7 +393,8 @@ def train_model(
     png = plot_curves(result.curves, run_dir / "curves.png", title=f"{name} on {version.id}")
     with _EVAL_LOCK:  # in-process model loading/evaluation is not thread-safe (torch.fx, e3nn)
         set_torch_threads(stores.settings.torch_threads)
-        calc = load_calculator(result.model_path, device=hp.device, default_dtype=hp.default_dtype, head=eval_head)
+        calc = load_calculator(result.model_path, device=hp.resolved_device, default_dtype=hp.default_dtype,
+                               head=eval_head)
         errors = {s: evaluate_errors(calc, files.frames[s]) for s in evaluate_splits if files.frames.get(s)}
         heads = list(getattr(calc, "available_heads", ["Default"]))
     extra: dict[str, Any] = {
@@ -408,7 +409,8 @@ def train_model(
         e0s_source = e0s_option
     fields = dict(
         hyperparams=hp.model_dump(mode="json"), dataset_version=version.id, e0s=e0s_used, e0s_source=e0s_source,
-        curves=result.curves.model_dump(mode="json"), errors=errors, wall_time=result.wall_time, device=hp.device,
+        curves=result.curves.model_dump(mode="json"), errors=errors, wall_time=result.wall_time,
+        device=hp.resolved_device,
         heads=heads, run_key=key, extra=extra, kept_epoch=result.kept_epoch, kept_rule=result.kept_rule,
         warm_start=warm_start,
     )
