@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ from mlipflow.training.hyperparams import options_to_args
 logger = logging.getLogger(__name__)
 
 STATUS_FILE = "mlipflow_status.json"
+#: in-process torch work (loading, saving, TorchScript-compiling models) takes turns: committee members train in
+#: parallel threads, and torch.fx/e3nn's tracing is not thread-safe ("module is not installed as a submodule")
+TORCH_LOCK = threading.RLock()
 
 
 @dataclass
@@ -279,12 +283,13 @@ def run_mace_train(
     if curves.has_nan():
         raise TrainingError(f"training {name} produced NaN losses (see {log_path}); not registered")
     start_swa = full.get("start_swa") if swa else None
-    best_path, kept, rule = keep_best_epoch(run_dir, model_path, curves, name=name, seed=seed,
-                                            start_swa=None if start_swa is None else int(start_swa),
-                                            all_checkpoints=bool(full.get("save_all_checkpoints")))
-    if best_path != model_path:
-        compiled = run_dir / f"{name}_best_compiled.model"
-        _compile(best_path, compiled)
+    with TORCH_LOCK:
+        best_path, kept, rule = keep_best_epoch(run_dir, model_path, curves, name=name, seed=seed,
+                                                start_swa=None if start_swa is None else int(start_swa),
+                                                all_checkpoints=bool(full.get("save_all_checkpoints")))
+        if best_path != model_path:
+            compiled = run_dir / f"{name}_best_compiled.model"
+            _compile(best_path, compiled)
     _write_status(run_dir, state="done", pid=None, model=str(best_path), kept_epoch=kept)
     return MaceRunResult(run_dir=run_dir, model_path=best_path, compiled_path=compiled if compiled.is_file() else None,
                          curves=curves, wall_time=wall, resumed=resumed, log_path=log_path, kept_epoch=kept,

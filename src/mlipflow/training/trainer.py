@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import math
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,15 +35,16 @@ from mlipflow.errors import DataError, TrainingError
 from mlipflow.storage import Stores
 from mlipflow.training.curves import EpochPoint, plot_curves
 from mlipflow.training.hyperparams import MaceHyperParams
-from mlipflow.training.mace_runner import MaceRunResult, run_mace_train
+from mlipflow.training.mace_runner import TORCH_LOCK, MaceRunResult, run_mace_train
 from mlipflow.training.registry import ModelKind, ModelRecord, ModelRegistry
 
 logger = logging.getLogger(__name__)
 
 #: keys of ``LabelerInfo.settings`` that may hold isolated-atom energies (element symbol -> eV)
 E0_SETTING_KEYS = ("e0s", "isolated_atom_energies", "atomic_energies")
-#: committee members train in parallel child processes, but their in-process evaluation takes turns
-_EVAL_LOCK = threading.RLock()
+#: committee members train in parallel child processes, but their in-process evaluation takes turns (with the
+#: runner's model saving and compiling: one lock for all in-process torch work)
+_EVAL_LOCK = TORCH_LOCK
 
 
 @dataclass
