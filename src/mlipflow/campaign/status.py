@@ -36,6 +36,30 @@ def last_finished_job(stores: Stores, name: str) -> dict[str, Any] | None:
     return None
 
 
+def stage_seconds(stores: Stores, name: str) -> list[dict[str, Any]]:
+    """Wall time per iteration and stage of a campaign run in one process (s), from the jobs' completion times.
+
+    Jobs of a local run finish one after the other, so a job took the time since the previous one finished;
+    the first job's start is unknown and it counts from itself.  Rows: ``iteration``, ``stage``, ``seconds``,
+    ``jobs``, in the order the stages first finished.
+    """
+    from datetime import datetime
+
+    docs = stores.jobstore.query({"metadata.campaign": name, "metadata.stage": {"$exists": True}},
+                                 properties=["metadata", "completed_at"], sort={"completed_at": 1})
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    previous = None
+    for doc in docs:
+        when = datetime.fromisoformat(str(doc["completed_at"]))
+        took = 0.0 if previous is None else max(0.0, (when - previous).total_seconds())
+        previous = when
+        key = (int(doc["metadata"].get("iteration", 0)), str(doc["metadata"].get("stage")))
+        row = rows.setdefault(key, {"iteration": key[0], "stage": key[1], "seconds": 0.0, "jobs": 0})
+        row["seconds"] += took
+        row["jobs"] += 1
+    return [{**r, "seconds": round(r["seconds"], 1)} for r in rows.values()]
+
+
 def _fireworks(stores: Stores, name: str) -> tuple[dict[str, int], dict[str, int], list[dict[str, Any]]]:
     fireworks = stores.launchpad.fireworks
     by_state: dict[str, int] = {}
