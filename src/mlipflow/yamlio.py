@@ -171,6 +171,11 @@ def load_yaml_model(path: str | Path, model: type[M], *, text: str | None = None
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(f"{exc.context or ''} {exc.problem or ''}".split()) or "cannot be parsed"
+        raise ConfigError(f"{where}: not valid YAML: {what}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     except RecursionError:
