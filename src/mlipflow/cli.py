@@ -397,12 +397,22 @@ def run(
 
 @app.command("submit")
 def submit_campaign(path: Annotated[Path, typer.Argument(help="Campaign file (YAML).")]) -> None:
-    """Add a campaign to the LaunchPad: labeling on cpu workers, training and MD on gpu workers."""
+    """Add a campaign to the LaunchPad: labeling on cpu workers, training and MD on gpu workers.
+
+    Refused while the campaign is submitted already or run by a live process (``mlipflow run``).
+    """
+    from mlipflow.campaign.runner import claim_campaign, refuse_if_submitted, release_campaign
     from mlipflow.execution import submit
     from mlipflow.storage import get_stores
 
     spec, flow = _campaign_flow(path)
-    ids = submit(flow, get_stores())
+    stores = get_stores()
+    runner = claim_campaign(stores, spec.name)  # held while submitting: no run can start in between
+    try:
+        refuse_if_submitted(stores, spec.name)
+        ids = submit(flow, stores)
+    finally:
+        release_campaign(stores, spec.name, runner, forget_unstarted=True)  # its first job records it
     console.print(f"campaign {spec.name}: {len(ids)} jobs submitted; run `mlipflow worker --category cpu|gpu`")
 
 

@@ -172,3 +172,21 @@ def test_run_command_on_a_failing_campaign_exits_1_naming_the_file_to_change(sto
                      f"campaign file, then `mlipflow run {path}` (finished labels and trainings are reused)"], error
     with pytest.raises(CampaignBusyError.__mro__[1]):  # ConfigError: a failed campaign is not resumed
         resume_campaign(stores, "toy")
+
+
+def test_a_submitted_campaign_is_neither_run_here_nor_submitted_twice(stores, tmp_path):
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(SPEC))
+    first = subprocess.run([*MLIPFLOW, "submit", str(path)], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300)
+    assert first.returncode == 0, first.stderr
+    queued = stores.launchpad.fireworks.count_documents({})
+    assert stores.campaigns.find_one({"_id": "toy"}) is None  # recorded by its first job, not by the claim
+    second = subprocess.run([*MLIPFLOW, "submit", str(path)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, COLUMNS="300"))
+    assert second.returncode == 1 and f"error: campaign toy is submitted: {queued} of its jobs wait or run on " \
+        "the LaunchPad" in second.stderr
+    assert stores.launchpad.fireworks.count_documents({}) == queued
+    with pytest.raises(CampaignBusyError, match="let the workers finish it"):
+        run_campaign(stores, CampaignSpec(**SPEC), root_dir=tmp_path)
+    assert stores.campaigns.find_one({"_id": "toy"}) is None and stores.frames.count_documents({}) == 0

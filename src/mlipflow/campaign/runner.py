@@ -125,8 +125,28 @@ def claim_campaign(stores: Stores, name: str, expiration_secs: float = LOST_AFTE
     raise CampaignBusyError(f"campaign {name}: other processes keep claiming it; try again later")
 
 
-def release_campaign(stores: Stores, name: str, runner: dict[str, Any]) -> None:
-    """Remove ``runner`` from the campaign (nothing happens if another process holds it now)."""
+def queued_fireworks(stores: Stores, name: str) -> int:
+    """How many fireworks of campaign ``name`` wait or run on the LaunchPad (a submitted campaign)."""
+    return stores.launchpad.fireworks.count_documents(
+        {"spec.campaign": name, "state": {"$in": ["READY", "WAITING", "RESERVED", "RUNNING"]}})
+
+
+def refuse_if_submitted(stores: Stores, name: str) -> None:
+    """Raise :class:`CampaignBusyError` when campaign ``name`` is on the LaunchPad: its workers run it."""
+    queued = queued_fireworks(stores, name)
+    if queued:
+        raise CampaignBusyError(f"campaign {name} is submitted: {queued} of its jobs wait or run on the LaunchPad "
+                                f"({stores.describe()}); let the workers finish it (`mlipflow worker`), or defuse "
+                                "its workflow first (`lpad defuse_wflows`)")
+
+
+def release_campaign(stores: Stores, name: str, runner: dict[str, Any], forget_unstarted: bool = False) -> None:
+    """Remove ``runner`` from the campaign (nothing happens if another process holds it now).
+
+    ``forget_unstarted``: also remove the campaign document if no job ever started it (it only held the claim).
+    """
+    if forget_unstarted:
+        stores.campaigns.delete_one({"_id": name, "runner.token": runner["token"], "state": None, "spec": None})
     stores.campaigns.update_one({"_id": name, "runner.token": runner["token"]}, {"$unset": {"runner": ""}})
 
 
@@ -161,7 +181,7 @@ def run_campaign(stores: Stores, spec: CampaignSpec, root_dir: str | Path | None
     Raises
     ------
     CampaignBusyError
-        When another live process is running the same campaign.
+        When another live process is running the same campaign, or it is submitted to the LaunchPad.
     """
     import jobflow
 
@@ -170,10 +190,10 @@ def run_campaign(stores: Stores, spec: CampaignSpec, root_dir: str | Path | None
     runner = claim_campaign(stores, spec.name)
     try:
         try:
+            refuse_if_submitted(stores, spec.name)
             flow = campaign_from_spec(spec).make()
         except BaseException:  # nothing ran: leave no trace of a campaign that never started
-            stores.campaigns.delete_one({"_id": spec.name, "runner.token": runner["token"], "state": None,
-                                         "spec": None})
+            release_campaign(stores, spec.name, runner, forget_unstarted=True)
             raise
         stores.campaigns.update_one({"_id": spec.name}, {"$unset": {"failure": ""}})
         jobflow.CURRENT_JOB.reset()
