@@ -228,7 +228,8 @@ def dataset_import(
     A frame with two atoms closer than their pair's floor (default: half the sum of their covalent radii,
     e.g. 0.66 Å for O-O, 1.28 Å for Li-Li) is refused, naming the file, the frame and the atoms.
     """
-    from mlipflow.data import LabelerInfo, import_file
+    from mlipflow.data import LabelerInfo
+    from mlipflow.data.io import import_frames, read_frames
     from mlipflow.sampling.monitors import MinDistanceMonitor
 
     if kind not in ("dft", "surrogate", "imported"):
@@ -250,7 +251,8 @@ def dataset_import(
         raise ConfigError(f"--covalent-fraction must be 0 or more, not {covalent_fraction}")
     monitor = MinDistanceMonitor(floors=floors, covalent_fraction=covalent_fraction)
     info = LabelerInfo(name=labeler, kind=kind, version=labeler_version)
-    result = import_file(_dataset(), path, info, min_distance=monitor)
+    frames = read_frames(path, info, min_distance=monitor)  # every frame checked before the store is opened
+    result = import_frames(_dataset(), frames)
     console.print(
         f"{path}: {len(result.inserted)} new frames, {len(result.existing)} already stored "
         f"(labeler {info.describe()})"

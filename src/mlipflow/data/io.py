@@ -240,16 +240,24 @@ def read_labeled_ase_db(path: str | Path, labeler: LabelerInfo, selection: Any =
     return frames
 
 
-def import_file(dataset: Dataset, path: str | Path, labeler: LabelerInfo, min_distance: Any = None) -> AddResult:
-    """Import an extxyz file or an ASE database (``.db``/``.json``) into the dataset, all or nothing.
+def read_frames(path: str | Path, labeler: LabelerInfo, min_distance: Any = None) -> list[LabeledFrame]:
+    """Read and check every frame of an extxyz file or an ASE database (``.db``/``.json``); store nothing.
 
     ``min_distance``: the per-pair distance floors (a :class:`~mlipflow.sampling.monitors.MinDistanceMonitor`)
     every frame must respect.
     """
     path = Path(path)
     if path.suffix in {".db", ".json"}:
-        frames = read_labeled_ase_db(path, labeler, min_distance=min_distance)
-    else:
-        frames = read_labeled_extxyz(path, labeler, min_distance=min_distance)
+        return read_labeled_ase_db(path, labeler, min_distance=min_distance)
+    return read_labeled_extxyz(path, labeler, min_distance=min_distance)
+
+
+def import_file(dataset: Dataset, path: str | Path, labeler: LabelerInfo, min_distance: Any = None) -> AddResult:
+    """Import an extxyz file or an ASE database into the dataset, all or nothing (see :func:`read_frames`)."""
+    return import_frames(dataset, read_frames(path, labeler, min_distance))
+
+
+def import_frames(dataset: Dataset, frames: list[LabeledFrame]) -> AddResult:
+    """Store checked frames (from :func:`read_frames`) as one import."""
     return dataset.add_frames(frames, import_id=uuid.uuid4().hex)
 
