@@ -83,6 +83,8 @@ class Suite:
     sdist_dir: str = ""
     #: the installed package holds ``paths`` too (a fallback when its sdist cannot be fetched)
     in_wheel: bool = False
+    #: a store-dependent test file the tests must include (else they are not the suite meant here)
+    needs: str = ""
 
 
 SUITES = {
@@ -90,7 +92,7 @@ SUITES = {
     "maggma": Suite("maggma", ["tests/stores/test_mongolike.py", "tests/stores/test_gridfs.py"], MAGGMA_KNOWN,
                     deselect={"tests/stores/test_mongolike.py::test_mongostore_distinct":
                               "inserts 1,000,000 documents (minutes on the embedded store)"}),
-    "jobflow": Suite("jobflow", ["tests"], JOBFLOW_KNOWN),
+    "jobflow": Suite("jobflow", ["tests"], JOBFLOW_KNOWN, needs="tests/managers/test_fireworks.py"),
 }
 
 
@@ -142,7 +144,7 @@ def _from_sdist(suite: Suite) -> Path:
         with tarfile.open(archives[0]) as tar:
             tar.extractall(_cache(), filter="data")
     root = root / suite.sdist_dir
-    missing = [p for p in suite.paths if not (root / p).exists()]
+    missing = [p for p in [*suite.paths, suite.needs] if p and not (root / p).exists()]
     if missing:
         raise SuiteUnavailableError(f"the sdist of {suite.name} {version} has no {', '.join(missing)} (set "
                                f"MLIPFLOW_PEER_TESTS_{suite.name.upper()} to a checkout of its repository)")
