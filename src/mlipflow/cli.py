@@ -14,6 +14,7 @@ import click
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mlipflow.errors import ConfigError, MlipflowError
@@ -88,17 +89,25 @@ def init(
     database: Annotated[str, typer.Option(help="Database name.")] = "mlipflow",
     force: Annotated[bool, typer.Option(help="Overwrite an existing config file.")] = False,
 ) -> None:
-    """Write a config file and FireWorks/jobflow files for the embedded store or a MongoDB URI."""
+    """Write a config file and FireWorks/jobflow files for the embedded store or a MongoDB URI.
+
+    With ``--uri`` the server is reached first (nothing is written if it cannot be), and the files that
+    hold the URI are readable by their owner only (mode 0600).
+    """
+    from mlipflow.storage import get_stores
+
     settings = load_settings(**({"home": home} if home else {}))
     home = settings.home
     config_path = home / "config.yaml" if home else config_file_path()
     if config_path.exists() and not force:
         raise ConfigError(f"{config_path} exists; pass --force to overwrite it")
+    if uri:  # before anything is written: a typo in the URI leaves no file behind
+        get_stores(load_settings(home=home, mongodb_uri=uri, database=database))
     home.mkdir(parents=True, exist_ok=True)
     config = {"database": database}
     if uri:
         config["mongodb_uri"] = uri
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    _write_file(config_path, yaml.safe_dump(config, sort_keys=False), private=bool(uri))
     written = [config_path]
     fw_dir = home / "fireworks"
     fw_dir.mkdir(exist_ok=True)
@@ -106,11 +115,11 @@ def init(
         path = fw_dir / f"fworker_{category}.yaml"
         # the cpu worker also takes jobs that state no resource (null matches a missing _category)
         wanted = [category, None] if category == "cpu" else category
-        path.write_text(yaml.safe_dump({"name": f"{category}_worker", "category": wanted, "query": "{}"}))
+        _write_file(path, yaml.safe_dump({"name": f"{category}_worker", "category": wanted, "query": "{}"}))
         written.append(path)
     if uri:
         lp = {"host": uri, "name": database, "uri_mode": True, "logdir": str(home / "logs"), "strm_lvl": "INFO"}
-        (fw_dir / "my_launchpad.yaml").write_text(yaml.safe_dump(lp))
+        _write_file(fw_dir / "my_launchpad.yaml", yaml.safe_dump(lp), private=True)
         js = {
             "JOB_STORE": {
                 "docs_store": {"type": "MongoStore", "database": database, "collection_name": "outputs", "uri": uri},
@@ -119,11 +128,9 @@ def init(
                 },
             }
         }
-        (fw_dir / "jobflow.yaml").write_text(yaml.safe_dump(js, sort_keys=False))
+        _write_file(fw_dir / "jobflow.yaml", yaml.safe_dump(js, sort_keys=False), private=True)
         written += [fw_dir / "my_launchpad.yaml", fw_dir / "jobflow.yaml"]
     settings = load_settings(**({"home": home}))
-    from mlipflow.storage import get_stores
-
     stores = get_stores(settings)
     console.print(f"[green]mlipflow is set up[/green]: {stores.describe()}")
     for path in written:
@@ -136,6 +143,17 @@ def init(
         )
     else:
         console.print("  workers on the embedded store: `mlipflow worker --category cpu` (and gpu)")
+
+
+def _write_file(path: Path, text: str, private: bool = False) -> None:
+    """Write ``text`` to ``path`` through a new file; ``private``: mode 0600 (it holds a password)."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------- doctor
@@ -161,9 +179,10 @@ def doctor() -> None:
         stores = get_stores(settings)
         counts = ", ".join(f"{n}: {stores.db[n].estimated_document_count()}" for n in ("frames", "datasets", "models"))
         table.add_row("store", f"{stores.describe()} ({counts})", "[green]ok[/green]")
-    except MlipflowError as exc:
+    except Exception as exc:  # any failure to open the store is the check's result, not a crash
         ok = False
-        table.add_row("store", str(exc), "[red]fail[/red]")
+        table.add_row("store", str(exc) if isinstance(exc, MlipflowError) else f"{type(exc).__name__}: {exc}",
+                      "[red]fail[/red]")
     table.add_row("config file", f"{config_file_path()} ({'found' if config_file_path().exists() else 'none'})", "")
     for dist in (
         "mlipflow", "jobflow", "fireworks", "atomate2", "custodian", "maggma", "pymongo", "litemongo",
@@ -200,14 +219,41 @@ def dataset_import(
     labeler: Annotated[str, typer.Option(help="Name of the method that made the labels.")],
     kind: Annotated[str, typer.Option(help="dft, surrogate or imported (unknown method).")] = "imported",
     labeler_version: Annotated[str | None, typer.Option(help="Version of the labeling code/model.")] = None,
+    min_distance: Annotated[list[str] | None, typer.Option(
+        help="Floor of one element pair, e.g. Li-O=1.4 (Å); repeat for more pairs.")] = None,
+    covalent_fraction: Annotated[float, typer.Option(
+        help="Floor of the other pairs: this fraction of the sum of the covalent radii (0: no check).")] = 0.5,
 ) -> None:
-    """Import labeled frames (all or nothing; frames already stored are not stored twice)."""
-    from mlipflow.data import LabelerInfo, import_file
+    """Import labeled frames (all or nothing; frames already stored are not stored twice).
+
+    A frame with two atoms closer than their pair's floor (default: half the sum of their covalent radii,
+    e.g. 0.66 Å for O-O, 1.28 Å for Li-Li) is refused, naming the file, the frame and the atoms.
+    """
+    from mlipflow.data import LabelerInfo
+    from mlipflow.data.io import import_frames, read_frames
+    from mlipflow.sampling.monitors import MinDistanceMonitor
 
     if kind not in ("dft", "surrogate", "imported"):
         raise ConfigError(f"--kind must be dft, surrogate or imported, not {kind!r}")
+    floors = {}
+    for item in min_distance or []:
+        pair, _, value = item.partition("=")
+        elements = pair.split("-")
+        try:
+            floors[pair] = float(value)
+            from ase.data import chemical_symbols
+
+            if len(elements) != 2 or not set(elements) <= set(chemical_symbols[1:]):
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"--min-distance {item!r}: expected an element pair and a distance in Å, "
+                              "e.g. Li-O=1.4") from None
+    if covalent_fraction < 0:
+        raise ConfigError(f"--covalent-fraction must be 0 or more, not {covalent_fraction}")
+    monitor = MinDistanceMonitor(floors=floors, covalent_fraction=covalent_fraction)
     info = LabelerInfo(name=labeler, kind=kind, version=labeler_version)
-    result = import_file(_dataset(), path, info)
+    frames = read_frames(path, info, min_distance=monitor)  # every frame checked before the store is opened
+    result = import_frames(_dataset(), frames)
     console.print(
         f"{path}: {len(result.inserted)} new frames, {len(result.existing)} already stored "
         f"(labeler {info.describe()})"
@@ -339,6 +385,10 @@ def run(
                   f"{spec.labeler.calculator if spec.labeler.kind == 'surrogate' else ''})")
     doc = run_campaign(stores, spec)
     _print_status(stores, spec.name)
+    if doc.get("state") == "failed":
+        from mlipflow.campaign.runner import failure_advice
+
+        raise MlipflowError(f"campaign {spec.name} failed in {failure_advice(doc)}".replace(" FILE`", f" {path}`"))
     from mlipflow.benchmark.cli import benchmark_lines
 
     for line in benchmark_lines(doc.get("benchmark") or {}):
@@ -354,12 +404,22 @@ def run(
 
 @app.command("submit")
 def submit_campaign(path: Annotated[Path, typer.Argument(help="Campaign file (YAML).")]) -> None:
-    """Add a campaign to the LaunchPad: labeling on cpu workers, training and MD on gpu workers."""
+    """Add a campaign to the LaunchPad: labeling on cpu workers, training and MD on gpu workers.
+
+    Refused while the campaign is submitted already or run by a live process (``mlipflow run``).
+    """
+    from mlipflow.campaign.runner import claim_campaign, refuse_if_submitted, release_campaign
     from mlipflow.execution import submit
     from mlipflow.storage import get_stores
 
     spec, flow = _campaign_flow(path)
-    ids = submit(flow, get_stores())
+    stores = get_stores()
+    runner = claim_campaign(stores, spec.name)  # held while submitting: no run can start in between
+    try:
+        refuse_if_submitted(stores, spec.name)
+        ids = submit(flow, stores)
+    finally:
+        release_campaign(stores, spec.name, runner, forget_unstarted=True)  # its first job records it
     console.print(f"campaign {spec.name}: {len(ids)} jobs submitted; run `mlipflow worker --category cpu|gpu`")
 
 
@@ -461,11 +521,11 @@ def main() -> None:
     """Console entry point: user errors print as one message, tracebacks only with --debug."""
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except MlipflowError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except click.exceptions.Abort:
         err_console.print("aborted")
@@ -475,6 +535,14 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # not an input error we know: still one line, and the way to the traceback
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] internal error, please report it with the output of --debug: "
+                          f"{type(exc).__name__}: {escape(' '.join(str(exc).split())[:500])}", highlight=False,
+                          soft_wrap=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)  # standalone_mode=False returns a command's exit code
 
 
 if __name__ == "__main__":

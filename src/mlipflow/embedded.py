@@ -14,6 +14,17 @@ safe, without touching litemongo's modules:
   FireWorks' ping thread and the Flask dashboard can use the same client.
 
 Cursors are materialised under the lock, so a reader never sees half of another process's write.
+
+It also keeps the parts of MongoDB's contract that FireWorks, maggma and mlipflow rely on:
+
+* documents over 16 MiB (:data:`MAX_BSON_SIZE`) are refused as MongoDB refuses them: ``DocumentTooLarge``
+  for an insert or a replacement (and an update document) that large, ``WriteError`` code 17419 for an
+  update whose result would be; nothing is written.  FireWorks' GridFS fallback for large launches and
+  maggma's ``safe_update`` then run as they do in production;
+* ``client.max_bson_size`` and the ``hello`` command report the limit;
+* a client is per process: used in a process forked after it was opened, it re-opens its SQLite
+  connections and takes a lock of its own (a forked child shares its parent's ``flock`` and must never
+  use its parent's SQLite connections; both lost updates).
 """
 
 from __future__ import annotations
@@ -27,13 +38,30 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
+import bson
 from litemongo import client as _lm_client
 from litemongo import sqlite_store as _lm_sqlite
 from litemongo._vendor.mongomock import indexing as _mm_indexing
 from litemongo._vendor.mongomock.collection import Collection as _MockCollection
 from litemongo._vendor.mongomock.database import Database as _MockDatabase
+from litemongo._vendor.mongomock.thread import RWLock as _RWLock
+from pymongo.errors import DocumentTooLarge, WriteError
 
-__all__ = ["EmbeddedMongoClient", "StoreLock", "enable_embedded_gridfs"]
+__all__ = ["MAX_BSON_SIZE", "EmbeddedMongoClient", "StoreLock", "enable_embedded_gridfs"]
+
+#: MongoDB's largest document (bytes of BSON), as ``hello`` reports it
+MAX_BSON_SIZE = 16 * 1024 * 1024
+#: MongoDB's largest message and write batch, as ``hello`` reports them
+MAX_MESSAGE_SIZE = 48_000_000
+MAX_WRITE_BATCH_SIZE = 100_000
+#: SQLite connections inherited from a parent process: never used or closed in the child (closing them
+#: could checkpoint or unlink files the parent still works with), only kept from the garbage collector
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _too_large(size: int) -> DocumentTooLarge:
+    return DocumentTooLarge(f"BSON document too large ({size} bytes) - the connected server supports BSON "
+                            f"document sizes up to {MAX_BSON_SIZE} bytes.")
 
 #: the change-log table of every collection file (document ids written, in commit order)
 CHANGES = "mlipflow_changes"
@@ -52,6 +80,11 @@ class StoreLock:
 
     _registry: ClassVar[dict[tuple[int, str], StoreLock]] = {}
     _registry_guard = threading.Lock()
+
+    @classmethod
+    def _after_fork(cls) -> None:
+        """In a forked child: the parent's threads are gone, a guard they held must not stay held."""
+        cls._registry_guard = threading.Lock()
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -131,6 +164,28 @@ for _name, _member in list(vars(_MockCollection).items()):
         setattr(_LockedCollection, _name, _locked(_member))
 
 
+def _refuse_large_updates(method):
+    """MongoDB's contract for an update: an update document over the limit is ``DocumentTooLarge`` (pymongo
+    refuses to send it); a result over the limit is ``WriteError`` 17419 (the server refuses to store it)."""
+
+    @functools.wraps(method)
+    def wrapper(self, filter, update, *args, **kwargs):
+        size = len(bson.encode({"u": update} if isinstance(update, list) else update))
+        if size > MAX_BSON_SIZE:
+            raise _too_large(size)
+        try:
+            return method(self, filter, update, *args, **kwargs)
+        except DocumentTooLarge as exc:
+            raise WriteError(f"Resulting document after update is larger than {MAX_BSON_SIZE}", 17419,
+                             {"code": 17419, "errmsg": str(exc)}) from None
+
+    return wrapper
+
+
+for _name in ("update_one", "update_many", "find_one_and_update"):
+    setattr(_LockedCollection, _name, _refuse_large_updates(getattr(_LockedCollection, _name)))
+
+
 class _LockedDatabase(_MockDatabase):
     """A mongomock database that hands out locked collections."""
 
@@ -149,9 +204,23 @@ class _LockedDatabase(_MockDatabase):
         with self.client.store_lock:
             super().drop_collection(*args, **kwargs)
 
-    def command(self, *args: Any, **kwargs: Any) -> Any:
+    def command(self, command: Any, *args: Any, **kwargs: Any) -> Any:
+        name = command if isinstance(command, str) else next(iter(command), None)
+        if name in ("hello", "isMaster", "ismaster"):
+            return {"isWritablePrimary": True, "ismaster": True, "maxBsonObjectSize": MAX_BSON_SIZE,
+                    "maxMessageSizeBytes": MAX_MESSAGE_SIZE, "maxWriteBatchSize": MAX_WRITE_BATCH_SIZE, "ok": 1.0}
         with self.client.store_lock:
-            return super().command(*args, **kwargs)
+            return super().command(command, *args, **kwargs)
+
+
+class _SizeCheckedDocuments(_lm_sqlite.TableDict):
+    """litemongo's document table, refusing a document over MongoDB's 16 MiB before it is written."""
+
+    def _encode_doc(self, doc: dict) -> str | bytes:
+        encoded = super()._encode_doc(doc)
+        if len(encoded) > MAX_BSON_SIZE:
+            raise _too_large(len(encoded))
+        return encoded
 
 
 class _SharedConnectionCollectionStore(_lm_sqlite.CollectionStore):
@@ -159,6 +228,7 @@ class _SharedConnectionCollectionStore(_lm_sqlite.CollectionStore):
 
     def open(self) -> None:
         super().open()
+        self._documents.__class__ = _SizeCheckedDocuments
         # litemongo opens the file with sqlite3's default check_same_thread=True; reopen it with
         # check_same_thread=False and hand the new connection to the tables that use it.
         old = self._connection
@@ -179,6 +249,14 @@ class _SharedConnectionCollectionStore(_lm_sqlite.CollectionStore):
                     f"BEGIN INSERT INTO {CHANGES}(id) VALUES ({row}._id); END"
                 )
         self._seen_change = None
+
+    def reopen_in_child(self) -> None:
+        """After a fork: a new connection of this process; the inherited one is left alone (see _INHERITED)."""
+        if self._connection is not None:
+            _INHERITED.append(self._connection)
+            self._connection = None
+        self._rwlock = _RWLock()
+        self.open()
 
     def _last_change(self) -> int:
         return self._connection.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {CHANGES}").fetchone()[0]
@@ -268,9 +346,40 @@ class EmbeddedMongoClient(_lm_client.MongoClient):
     def __init__(self, path: str | Path, database: str = "", **kwargs: Any) -> None:
         self.path = Path(path).expanduser().absolute()
         self.path.mkdir(parents=True, exist_ok=True)
-        self.store_lock = StoreLock.for_directory(self.path)
+        self._pid = os.getpid()
+        self._store_lock = StoreLock.for_directory(self.path)
         with self.store_lock:
             super().__init__(_SharedConnectionServerStore(self.path), database=database, **kwargs)
+
+    @property
+    def store_lock(self) -> StoreLock:
+        """This process's lock of the store (in a process forked from the opener, the client re-opens first)."""
+        if self._pid != os.getpid():
+            self._reopen_after_fork()
+        return self._store_lock
+
+    def _reopen_after_fork(self) -> None:
+        self._pid = os.getpid()
+        self._store_lock = StoreLock.for_directory(self.path)
+        with self._store_lock:
+            for database in getattr(self._store, "_databases", {}).values():
+                for collection in database._collections.values():
+                    collection.reopen_in_child()
+
+    @property
+    def max_bson_size(self) -> int:
+        """Largest document the store accepts (bytes of BSON), as MongoDB's ``hello`` reports it."""
+        return MAX_BSON_SIZE
+
+    @property
+    def max_message_size(self) -> int:
+        """Largest message (bytes), as MongoDB's ``hello`` reports it."""
+        return MAX_MESSAGE_SIZE
+
+    @property
+    def max_write_batch_size(self) -> int:
+        """Most write operations in one batch, as MongoDB's ``hello`` reports it."""
+        return MAX_WRITE_BATCH_SIZE
 
     def get_database(self, *args: Any, **kwargs: Any) -> _LockedDatabase:
         with self.store_lock:
@@ -286,6 +395,9 @@ class EmbeddedMongoClient(_lm_client.MongoClient):
     def close(self) -> None:
         with self.store_lock:
             super().close()
+
+
+os.register_at_fork(after_in_child=StoreLock._after_fork)
 
 
 @functools.cache

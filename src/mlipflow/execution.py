@@ -54,7 +54,8 @@ def worker_device(requested: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def run_locally(flow: Flow | Job, stores: Stores | None = None, root_dir: str | Path | None = None) -> dict:
+def run_locally(flow: Flow | Job, stores: Stores | None = None, root_dir: str | Path | None = None,
+                raise_immediately: bool = False) -> dict:
     """Run a flow in this process on the configured JobStore; return jobflow's responses.
 
     Parameters
@@ -65,11 +66,15 @@ def run_locally(flow: Flow | Job, stores: Stores | None = None, root_dir: str | 
         Default: :func:`~mlipflow.storage.get_stores` from the settings.
     root_dir
         Where job directories are made (default ``MLIPFLOW_HOME/runs``).
+    raise_immediately
+        Let the first error of a job propagate (``jobflow.CURRENT_JOB.job`` is then the failed job) instead
+        of logging it and going on with the jobs that do not depend on it.
     """
     stores = stores or get_stores()
     root = Path(root_dir or stores.settings.home / "runs")
     root.mkdir(parents=True, exist_ok=True)
-    return jobflow.run_locally(flow, store=stores.jobstore, root_dir=root, create_folders=True, log=True)
+    return jobflow.run_locally(flow, store=stores.jobstore, root_dir=root, create_folders=True, log=True,
+                               raise_immediately=raise_immediately)
 
 
 def submit(flow: Flow | Job, stores: Stores | None = None) -> dict[str, int]:

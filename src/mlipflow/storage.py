@@ -53,7 +53,9 @@ def _client(settings: MlipflowSettings) -> Any:
 
 @functools.cache
 def _mongo_client(uri: str) -> MongoClient:
-    return MongoClient(uri, serverSelectionTimeoutMS=10_000)
+    # 10 s to find the server, unless the URI says otherwise (keyword arguments would win over it)
+    timeout = {} if "serverselectiontimeoutms" in uri.lower() else {"serverSelectionTimeoutMS": 10_000}
+    return MongoClient(uri, **timeout)
 
 
 class EmbeddedMongoStore(MongoStore):
@@ -233,14 +235,61 @@ class Stores:
         """Say where the store is, without a password."""
         if self.settings.is_embedded:
             return f"embedded store at {self.settings.store_dir} (database '{self.settings.database}')"
-        return f"MongoDB {_redact(self.settings.mongodb_uri)} (database '{self.settings.database}')"
+        return f"MongoDB {redact_uri(self.settings.mongodb_uri)} (database '{self.settings.database}')"
 
 
-def _redact(uri: str | None) -> str:
-    if not uri or "@" not in uri:
+#: URI options whose values are secrets (matched case-insensitively, anywhere in the option's name)
+_SECRET_OPTIONS = ("password", "pwd", "secret", "token", "authmechanismproperties")
+
+
+def _userinfo(uri: str) -> tuple[str, str, str, str] | None:
+    """``(scheme://, user, password, rest)`` of a URI with credentials (``None`` without)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        scheme, rest = "", uri
+    at, query = rest.rfind("@"), rest.find("?")
+    if 0 <= query < at and "=" in rest[query:at]:  # an '@' among the options: the credentials end before them
+        at = rest[:query].rfind("@")
+    if at < 0:
+        return None
+    userinfo = rest[:at]  # a password with an unescaped '@', '/' or '?' stays inside
+    user, _, password = userinfo.partition(":")
+    return scheme + sep, user, password, rest[len(userinfo) + 1:]
+
+
+def redact_uri(uri: str | None) -> str:
+    """A MongoDB URI with its password and secret options masked, whatever its form (never raises)."""
+    if not uri:
         return str(uri)
-    scheme, rest = uri.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    text = str(uri)
+    parts = _userinfo(text)
+    if parts is not None:
+        head, user, password, rest = parts
+        text = f"{head}{user}{':***' if password else ''}@{rest}" if user else f"{head}***@{rest}"
+    base, sep, query = text.partition("?")
+    if sep:
+        options = []
+        for option in query.split("&"):
+            name, eq, _ = option.partition("=")
+            secret = eq and any(word in name.lower() for word in _SECRET_OPTIONS)
+            options.append(f"{name}=***" if secret else option)
+        text = base + sep + "&".join(options)
+    return text
+
+
+def redact_text(text: str, uri: str | None) -> str:
+    """``text`` (an error message) with the URI and its password masked wherever they appear."""
+    from urllib.parse import unquote
+
+    if not uri:
+        return text
+    text = text.replace(uri, redact_uri(uri))
+    parts = _userinfo(uri)
+    password = parts[2] if parts else ""
+    for secret in {password, unquote(password)} - {""}:
+        text = text.replace(secret, "***")
+    return text
+
 
 
 def launchpad_from_settings(settings: MlipflowSettings) -> LaunchPad:
@@ -294,5 +343,6 @@ def get_stores(settings: MlipflowSettings | None = None) -> Stores:
         if not settings.is_embedded:
             db.command("ping")
     except Exception as exc:  # pymongo raises many kinds; say what and where
-        raise StorageError(f"cannot reach the store ({_redact(settings.mongodb_uri)}): {exc}") from exc
+        reason = redact_text(" ".join(str(exc).split()), settings.mongodb_uri)
+        raise StorageError(f"cannot reach the store {redact_uri(settings.mongodb_uri)}: {reason}") from None
     return Stores(settings=settings, db=db)

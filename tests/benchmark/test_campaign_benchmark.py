@@ -72,8 +72,14 @@ def test_relative_trust_needs_a_validation_split(tmp_path):
     spec = {**SPEC, "splits": {"train": 1.0}, "selection": {**SPEC["selection"], "trust_mode": "relative"}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    with pytest.raises(ConfigError, match=r"selection.trust_mode.*relative.*splits.valid"):
+    with pytest.raises(ConfigError, match=r"splits.valid: MACE training needs valid frames"):
         load_campaign(path)
+    spec["splits"] = {"train": 0.8, "valid": 0.2}
+    spec["sampling"] = {**spec["sampling"], "reference_md": {"entries": ["no-such-entry"]}}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"sampling.reference_md.entries: no structures entry named"):
+        load_campaign(path)
+    del spec["sampling"]["reference_md"]
     spec["selection"]["descriptor"] = "soap-focus"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     with pytest.raises(ConfigError, match="descriptor"):

@@ -78,7 +78,7 @@ def test_a_campaign_run_by_a_live_process_is_neither_resumed_nor_run_twice(store
                                      "runner": {"host": socket.gethostname(), "pid": other.pid}})
         summary = run_nightly(stores)
         assert summary["campaigns_resumed"] == []
-        with pytest.raises(ConfigError, match=f"already running here \\(pid {other.pid}\\)"):
+        with pytest.raises(ConfigError, match=f"already running here \\(pid {other.pid}\\); wait for it to finish"):
             run_campaign(stores, CampaignSpec(**spec))
     finally:
         other.kill()

@@ -116,3 +116,42 @@ def test_ase_db_import(stores, tmp_path, lj_li_images):
         db.write(atoms)
     result = import_file(Dataset(stores), tmp_path / "frames.db", LJ)
     assert len(result.inserted) == 3
+
+
+@pytest.mark.parametrize(
+    ("where", "shift", "expected"),
+    [
+        ("two atoms on one site", None, "frame 2 (0-based, line 37): two atoms on one site: atoms 0 (Li) and 5 (Li) "
+                                        "are 0.000 Å apart, below the Li-Li floor of 1.280 Å"),
+        ("too close", 0.9, "frame 2 (0-based, line 37): atoms 0 (Li) and 5 (Li) are 0.900 Å apart, below the Li-Li "
+                           "floor of 1.280 Å"),
+    ],
+)
+def test_frames_with_atoms_too_close_are_refused_naming_file_frame_and_atoms(where, shift, expected, stores,
+                                                                             tmp_path, lj_li_images):
+    images = lj_li_images(4)
+    atoms = images[2]
+    # atom 5 onto atom 0, or 0.9 Å from it (half the sum of the Li covalent radii is 1.28 Å)
+    atoms.positions[5] = atoms.positions[0] + (0.0 if shift is None else [shift, 0.0, 0.0])
+    path = tmp_path / "close.xyz"
+    write(path, images, format="extxyz")
+    dataset = Dataset(stores)
+    with pytest.raises(DataError) as err:
+        import_file(dataset, path, LJ)
+    assert str(err.value) == f"{path}, {expected}" + ("" if shift is None else (
+        "; if the frame is right, lower the floor (`mlipflow dataset import --min-distance A-B=Å`)"))
+    assert dataset.count() == 0  # all or nothing
+    # a stated floor for the pair lets a deliberate close contact in
+    from mlipflow.sampling.monitors import MinDistanceMonitor
+
+    if shift is not None:
+        result = import_file(dataset, path, LJ, min_distance=MinDistanceMonitor(floors={"Li-Li": 0.8}))
+        assert len(result.inserted) == 4
+
+
+def test_not_utf8_extxyz_is_a_clear_error(stores, tmp_path, lj_li_images):
+    path = tmp_path / "f.xyz"
+    write(path, lj_li_images(2), format="extxyz")
+    path.write_bytes(path.read_bytes().replace(b"Li", b"L\xe9", 1))
+    with pytest.raises(DataError, match=r"f.xyz:3: not a UTF-8 text extxyz file \(byte \d+: b'\\xe9'\)"):
+        import_file(Dataset(stores), path, LJ)

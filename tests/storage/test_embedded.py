@@ -6,6 +6,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from mlipflow.embedded import EmbeddedMongoClient
 
 
@@ -94,3 +96,68 @@ def test_query_index_follows_other_clients_writes(tmp_path, monkeypatch):
     log = b.database.client._store[b.database.name][b.name]._connection  # the collection file of b
     assert log.execute(f"SELECT COUNT(*) FROM {embedded.CHANGES}").fetchone()[0] < 30
     assert c.count_documents({"state": "S29"}) == 1 and c.count_documents({"state": "READY"}) == 35
+
+
+def test_documents_over_16_mib_are_refused_as_mongodb_refuses_them(tmp_path):
+    """MongoDB's limit: DocumentTooLarge for an insert, a replacement or an update document over 16 MiB,
+    WriteError 17419 for an update whose result would be; nothing is written.  16 MiB less a little fits."""
+    from pymongo import ReplaceOne
+    from pymongo.errors import DocumentTooLarge, WriteError
+
+    from mlipflow.embedded import MAX_BSON_SIZE
+
+    db = EmbeddedMongoClient(tmp_path / "s")["db"]
+    assert db.client.max_bson_size == MAX_BSON_SIZE == 16 * 1024 * 1024
+    assert db.command("hello")["maxBsonObjectSize"] == MAX_BSON_SIZE
+    too_big, half = "a" * MAX_BSON_SIZE, "b" * (9 * 1024 * 1024)
+    db.c.insert_one({"_id": 1, "x": half})
+    for refused in (lambda: db.c.insert_one({"_id": 2, "x": too_big}),
+                    lambda: db.c.insert_many([{"_id": 3, "x": too_big}]),
+                    lambda: db.c.replace_one({"_id": 1}, {"x": too_big}),
+                    lambda: db.c.find_one_and_replace({"_id": 1}, {"x": too_big}, upsert=True),
+                    lambda: db.c.bulk_write([ReplaceOne({"_id": 1}, {"x": too_big})]),
+                    lambda: db.c.update_one({"_id": 1}, {"$set": {"y": too_big}})):
+        with pytest.raises(DocumentTooLarge, match="BSON document too large"):
+            refused()
+    for grows in (lambda: db.c.update_one({"_id": 1}, {"$set": {"y": half}}),
+                  lambda: db.c.update_many({}, {"$set": {"y": half}}),
+                  lambda: db.c.find_one_and_update({"_id": 1}, {"$set": {"y": half}})):
+        with pytest.raises(WriteError) as err:
+            grows()
+        assert err.value.code == 17419
+    assert [d["_id"] for d in db.c.find({})] == [1] and set(db.c.find_one({"_id": 1})) == {"_id", "x"}
+    db.c.insert_one({"_id": 4, "x": "c" * (MAX_BSON_SIZE - 100)})  # just under the limit: stored
+    assert len(EmbeddedMongoClient(tmp_path / "s")["db"].c.find_one({"_id": 4})["x"]) == MAX_BSON_SIZE - 100
+
+
+FORKED_INCREMENTS = """
+import os, sys
+from mlipflow.embedded import EmbeddedMongoClient
+coll = EmbeddedMongoClient(sys.argv[1])["db"]["counter"]
+coll.insert_one({"_id": "c", "n": 0})
+assert coll.find_one({"_id": "c"})["n"] == 0  # the parent has used its connections and lock
+children = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for _ in range(500):
+                coll.update_one({"_id": "c"}, {"$inc": {"n": 1}})
+            code = 0
+        finally:
+            os._exit(code)
+    children.append(pid)
+coll.update_one({"_id": "c"}, {"$inc": {"n": 1}})  # the parent goes on using its own client meanwhile
+codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+print(codes, coll.find_one({"_id": "c"})["n"])
+"""
+
+
+def test_a_client_used_after_fork_reopens_and_loses_no_update(tmp_path):
+    """4 children forked after the store was opened, 500 ``$inc`` each, plus one by the parent: exactly 2001
+    (inheriting the parent's SQLite connections and ``flock`` lost about half of them)."""
+    out = subprocess.run([sys.executable, "-c", FORKED_INCREMENTS, str(tmp_path / "s")], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("]")[-1].strip() == "2001" and out.stdout.startswith("[0, 0, 0, 0]")

@@ -176,7 +176,7 @@ def run_nightly(
 
 def _resume_local_campaigns(stores: Stores, expiration_secs: float) -> list[str]:
     """Resume campaigns that are ``running`` with nothing queued on the LaunchPad and nobody running them."""
-    from mlipflow.campaign.runner import resume_campaign, runner_gone
+    from mlipflow.campaign.runner import CampaignBusyError, resume_campaign, runner_gone
 
     queued = stores.launchpad.fireworks.count_documents({"state": {"$in": ["READY", "WAITING", "RESERVED",
                                                                            "RUNNING"]}})
@@ -188,6 +188,10 @@ def _resume_local_campaigns(stores: Stores, expiration_secs: float) -> list[str]
             logger.info("nightly: campaign %s is being run by %s; not resumed", doc["_id"], doc.get("runner"))
             continue
         logger.info("nightly: resuming campaign %s", doc["_id"])
-        resume_campaign(stores, doc["_id"])
+        try:
+            resume_campaign(stores, doc["_id"])
+        except CampaignBusyError as exc:  # another process claimed it since it was looked at
+            logger.info("nightly: campaign %s not resumed: %s", doc["_id"], exc)
+            continue
         resumed.append(doc["_id"])
     return resumed

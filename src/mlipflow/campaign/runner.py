@@ -1,35 +1,63 @@
 """Running a campaign in this process (``mlipflow run``, ``mlipflow resume``, the nightly pass).
 
-The campaign document records who runs it (host, pid, start), so that ``mlipflow status`` can tell a
-campaign that is advancing from one that was interrupted, and the nightly pass never resumes a campaign
-that a live process is still running.  Running the same campaign again is resuming it: the label ledger
-reuses every finished label, the model registry every finished training, and the sampling-run record every
-finished committee MD.
+One process runs a campaign at a time.  Before anything is built or run, the process claims the campaign
+with one conditional upsert (:func:`claim_campaign`): it records itself as the campaign's runner (host,
+pid, process start, a token) only if no runner is recorded; a second ``run`` or ``resume`` is refused and
+told who holds the campaign.  A runner that died (its pid is gone, or on another host it has been silent
+for the lost-run time) is replaced with a compare-and-swap on the very record that was seen.  The record
+also lets ``mlipflow status`` tell a campaign that is advancing from one that was interrupted, and the
+nightly pass never resumes a campaign that a live process is still running.
+
+Running the same campaign again is resuming it: the label ledger reuses every finished label, the model
+registry every finished training, and the sampling-run record every finished committee MD.  A job that
+fails for a reason that running it again would repeat (a wrong input, see :func:`deterministic_failure`)
+marks the campaign ``failed`` with its reason; it is then not resumed until its file is fixed and run.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlipflow._process import pid_alive
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError
+
+from mlipflow._process import pid_alive, process_start
 from mlipflow.campaign.loop import campaign_from_spec
 from mlipflow.campaign.spec import CampaignSpec
-from mlipflow.errors import ConfigError
+from mlipflow.errors import ConfigError, MlipflowError, StorageError
 from mlipflow.storage import Stores
+from mlipflow.yamlio import validate_with_lines
+
+logger = logging.getLogger(__name__)
+
+#: a runner on another host that neither started nor finished a job for this long (s) counts as gone
+LOST_AFTER = 4 * 3600
+
+
+class CampaignBusyError(ConfigError):
+    """Another live process is running the campaign."""
 
 
 def runner_alive(doc: dict[str, Any]) -> bool | None:
-    """Whether the process recorded as running this campaign is alive (``None``: another host, unknown)."""
+    """Whether the process recorded as running this campaign is alive (``None``: another host, unknown).
+
+    A pid that now belongs to another process (the recorded process start differs) counts as dead.
+    """
     runner = doc.get("runner")
     if not runner:
         return False
     if runner.get("host") != socket.gethostname():
         return None
-    return pid_alive(int(runner.get("pid", -1)))
+    pid = int(runner.get("pid", -1))
+    if not pid_alive(pid):
+        return False
+    started = runner.get("started")
+    return started is None or process_start(pid) in (None, started)
 
 
 def runner_gone(stores: Stores, doc: dict[str, Any], expiration_secs: float) -> bool:
@@ -53,35 +81,161 @@ def runner_gone(stores: Stores, doc: dict[str, Any], expiration_secs: float) -> 
     return (datetime.now(UTC) - latest).total_seconds() > expiration_secs
 
 
-def run_campaign(stores: Stores, spec: CampaignSpec, root_dir: str | Path | None = None) -> dict[str, Any]:
-    """Run (or resume) ``spec`` here until it stops; return the campaign document.
+def _holder(runner: dict[str, Any]) -> str:
+    where = "here" if runner.get("host") == socket.gethostname() else f"on host {runner.get('host')}"
+    since = f", since {runner['since']}" if runner.get("since") else ""
+    return f"{where} (pid {runner.get('pid')}{since})"
+
+
+def claim_campaign(stores: Stores, name: str, expiration_secs: float = LOST_AFTER) -> dict[str, Any]:
+    """Make this process the only runner of campaign ``name``; return the runner record.
+
+    One conditional upsert: the runner is set only where none is recorded (a new campaign document is
+    created with it), so of any number of processes claiming at once exactly one wins.  A recorded runner
+    that is gone (:func:`runner_gone`) is replaced only if the record is still the one that was seen.
 
     Raises
     ------
-    ConfigError
-        When another live process on this host is running the same campaign.
+    CampaignBusyError
+        When a live process (or, on another host, one that is not yet silent for ``expiration_secs``)
+        holds the campaign; the message names it.
     """
+    runner = {"host": socket.gethostname(), "pid": os.getpid(), "started": process_start(os.getpid()),
+              "since": datetime.now(UTC).isoformat(), "token": uuid.uuid4().hex}
+    campaigns = stores.campaigns
+    for _ in range(10):
+        try:
+            campaigns.find_one_and_update({"_id": name, "runner": None},
+                                          {"$set": {"runner": runner},
+                                           "$setOnInsert": {"name": name, "iterations": []}}, upsert=True)
+            return runner
+        except DuplicateKeyError:  # the document exists and names a runner
+            pass
+        doc = campaigns.find_one({"_id": name})
+        held = (doc or {}).get("runner")
+        if not held:
+            continue  # released in the meantime: claim again
+        if not runner_gone(stores, doc, expiration_secs):
+            raise CampaignBusyError(
+                f"campaign {name} is already running {_holder(held)}; wait for it to finish, or stop it "
+                f"first (`kill {held.get('pid')}` on {held.get('host')})")
+        if campaigns.update_one({"_id": name, "runner": held}, {"$set": {"runner": runner}}).modified_count:
+            logger.warning("campaign %s: its runner %s is gone; this process takes over", name, _holder(held))
+            return runner
+    raise CampaignBusyError(f"campaign {name}: other processes keep claiming it; try again later")
+
+
+def queued_fireworks(stores: Stores, name: str) -> int:
+    """How many fireworks of campaign ``name`` wait or run on the LaunchPad (a submitted campaign)."""
+    return stores.launchpad.fireworks.count_documents(
+        {"spec.campaign": name, "state": {"$in": ["READY", "WAITING", "RESERVED", "RUNNING"]}})
+
+
+def refuse_if_submitted(stores: Stores, name: str) -> None:
+    """Raise :class:`CampaignBusyError` when campaign ``name`` is on the LaunchPad: its workers run it."""
+    queued = queued_fireworks(stores, name)
+    if queued:
+        raise CampaignBusyError(f"campaign {name} is submitted: {queued} of its jobs wait or run on the LaunchPad "
+                                f"({stores.describe()}); let the workers finish it (`mlipflow worker`), or defuse "
+                                "its workflow first (`lpad defuse_wflows`)")
+
+
+def release_campaign(stores: Stores, name: str, runner: dict[str, Any], forget_unstarted: bool = False) -> None:
+    """Remove ``runner`` from the campaign (nothing happens if another process holds it now).
+
+    ``forget_unstarted``: also remove the campaign document if no job ever started it (it only held the claim).
+    """
+    if forget_unstarted:
+        stores.campaigns.delete_one({"_id": name, "runner.token": runner["token"], "state": None, "spec": None})
+    stores.campaigns.update_one({"_id": name, "runner.token": runner["token"]}, {"$unset": {"runner": ""}})
+
+
+def deterministic_failure(exc: BaseException) -> bool:
+    """Whether running the failed job again would fail the same way (a wrong input, not the machine).
+
+    mlipflow's own errors (except an unreachable store), wrong values and types, and documents over
+    MongoDB's size limit are; an interrupt, a lost connection, a full disk or an out-of-memory are not.
+    """
+    if isinstance(exc, StorageError):
+        return False
+    return isinstance(exc, MlipflowError | ValueError | TypeError | LookupError | ArithmeticError | AttributeError
+                      | AssertionError | NotImplementedError | DocumentTooLarge)
+
+
+def _failure(exc: BaseException, job: Any) -> dict[str, Any]:
+    metadata = dict(getattr(job, "metadata", None) or {})
+    reason = str(exc).strip() or type(exc).__name__
+    if not isinstance(exc, MlipflowError):
+        reason = f"{type(exc).__name__}: {reason}"
+    return {"reason": reason, "job": getattr(job, "name", None), "iteration": metadata.get("iteration"),
+            "stage": metadata.get("stage"), "at": datetime.now(UTC).isoformat()}
+
+
+def run_campaign(stores: Stores, spec: CampaignSpec, root_dir: str | Path | None = None) -> dict[str, Any]:
+    """Run (or resume) ``spec`` here until it stops; return the campaign document.
+
+    The first job that fails stops the run.  A deterministic failure (:func:`deterministic_failure`) leaves
+    the campaign ``failed``, with ``failure`` = reason, job, iteration and stage; any other leaves it
+    ``running``, to be resumed (both are logged).
+
+    Raises
+    ------
+    CampaignBusyError
+        When another live process is running the same campaign, or it is submitted to the LaunchPad.
+    """
+    import jobflow
+
     from mlipflow.execution import run_locally
 
-    doc = stores.campaigns.find_one({"_id": spec.name}) or {}
-    if doc.get("state") == "running" and runner_alive(doc) and doc["runner"]["pid"] != os.getpid():
-        raise ConfigError(f"campaign {spec.name} is already running here (pid {doc['runner']['pid']}); "
-                          "wait for it or stop it first")
-    flow = campaign_from_spec(spec).make()
-    runner = {"host": socket.gethostname(), "pid": os.getpid(), "since": datetime.now(UTC).isoformat()}
-    stores.campaigns.update_one({"_id": spec.name}, {"$set": {"runner": runner},
-                                                        "$setOnInsert": {"name": spec.name, "iterations": []}},
-                                 upsert=True)
+    runner = claim_campaign(stores, spec.name)
     try:
-        run_locally(flow, stores, root_dir=root_dir)
+        try:
+            refuse_if_submitted(stores, spec.name)
+            flow = campaign_from_spec(spec).make()
+        except BaseException:  # nothing ran: leave no trace of a campaign that never started
+            release_campaign(stores, spec.name, runner, forget_unstarted=True)
+            raise
+        stores.campaigns.update_one({"_id": spec.name}, {"$unset": {"failure": ""}})
+        jobflow.CURRENT_JOB.reset()
+        try:
+            run_locally(flow, stores, root_dir=root_dir, raise_immediately=True)
+        except Exception as exc:
+            failure = _failure(exc, jobflow.CURRENT_JOB.job)
+            if not deterministic_failure(exc):  # the campaign stays ``running``: resuming may get further
+                logger.error("campaign %s stopped in %s: %s", spec.name, failure["job"], failure["reason"],
+                             exc_info=logger.isEnabledFor(logging.DEBUG))
+            else:
+                logger.error("campaign %s failed in %s: %s", spec.name, failure["job"], failure["reason"],
+                             exc_info=logger.isEnabledFor(logging.DEBUG))
+                stores.campaigns.update_one({"_id": spec.name},
+                                            {"$set": {"state": "failed", "failure": failure}})
     finally:
-        stores.campaigns.update_one({"_id": spec.name, "runner.pid": runner["pid"]}, {"$unset": {"runner": ""}})
+        release_campaign(stores, spec.name, runner)
     return stores.campaigns.find_one({"_id": spec.name}) or {}
 
 
 def resume_campaign(stores: Stores, name: str, root_dir: str | Path | None = None) -> dict[str, Any]:
-    """Resume a stored campaign by name from its stored spec (finished work is reused, not recomputed)."""
+    """Resume a stored campaign by name from its stored spec (finished work is reused, not recomputed).
+
+    Raises
+    ------
+    ConfigError
+        When there is no such campaign, or it failed for a reason that resuming would repeat.
+    """
     doc = stores.campaigns.find_one({"_id": name})
     if not doc or not doc.get("spec"):
         raise ConfigError(f"no campaign {name!r} with a stored spec in {stores.describe()} (see `mlipflow status`)")
-    return run_campaign(stores, CampaignSpec(**doc["spec"]), root_dir=root_dir)
+    if doc.get("state") == "failed":
+        raise ConfigError(f"campaign {name} failed: {failure_advice(doc)}")
+    spec = validate_with_lines(doc["spec"], CampaignSpec, f"the stored spec of campaign {name}", {})
+    return run_campaign(stores, spec, root_dir=root_dir)
+
+
+def failure_advice(doc: dict[str, Any]) -> str:
+    """What failed in a ``failed`` campaign and what to do about it, in one line."""
+    failure = doc.get("failure") or {}
+    where = failure.get("job") or "a job"
+    if failure.get("stage") is not None:
+        where += f" (iteration {failure.get('iteration')}, stage {failure.get('stage')})"
+    return (f"{where}: {failure.get('reason', 'unknown reason')}. Resuming would repeat this: change what it "
+            f"names in the campaign file, then `mlipflow run FILE` (finished labels and trainings are reused)")

@@ -1,14 +1,18 @@
 """The campaign file: one YAML document, validated into pydantic models (``mlipflow campaign schema``).
 
 Unknown keys and wrong types are reported with their key path and YAML line (:mod:`mlipflow.yamlio`).
+Everything that a run would find wrong in the file alone is found here, before any job runs: bounds on
+temperatures (0 < T <= 5000 K), time steps (<= 5 fs) and run lengths, split fractions, empty structure
+sections, the labeler's settings against the labeler's own parameters, the MACE hyper-parameters.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from mlipflow.campaign.convergence import ConvergenceCriteria
 from mlipflow.yamlio import load_yaml_model
@@ -16,6 +20,20 @@ from mlipflow.yamlio import load_yaml_model
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+#: hottest MD temperature a campaign may ask for (K): far above the melting point of every battery material
+MAX_TEMPERATURE = 5000.0
+#: longest MD time step (fs): Li is light, 1-2 fs is usual and beyond 5 fs the dynamics are not stable
+MAX_TIMESTEP = 5.0
+#: longest MD run per temperature and iteration (steps)
+MAX_STEPS = 10_000_000
+Temperature = Annotated[float, Field(gt=0, le=MAX_TEMPERATURE, description="K")]
+
+
+def _problem(key: str | tuple[Any, ...] | None, message: str) -> PydanticCustomError:
+    """A validation error about ``key`` inside the validated value (its line is found, see mlipflow.yamlio)."""
+    return PydanticCustomError("invalid_setting", message, None if key is None else {"key": key})
 
 
 class LabelerSpec(_Spec):
@@ -27,7 +45,15 @@ class LabelerSpec(_Spec):
     batch_size: int = Field(20, ge=1)
     max_attempts: int = Field(2, ge=1)
     isolated_atoms: bool = Field(True, description="label one atom of each element in a box for the E0s of MACE")
-    isolated_atom_box: float = Field(15.0, gt=0, description="edge of the isolated atoms' cubic box (Å)")
+    isolated_atom_box: float = Field(15.0, gt=0, le=50.0, description="edge of the isolated atoms' cubic box (Å)")
+
+    @model_validator(mode="after")
+    def _settings_are_the_labelers(self) -> LabelerSpec:
+        from mlipflow.labeling.parameters import settings_problems
+
+        for key, message in settings_problems(self.kind, self.calculator, self.settings)[:1]:
+            raise _problem(key, message)
+        return self
 
 
 class TrainerSpec(_Spec):
@@ -42,6 +68,25 @@ class TrainerSpec(_Spec):
         default_factory=dict, description="MaceHyperParams fields changed for warm-started trainings (e.g. fewer "
                                           "epochs, a lower lr)")
 
+    @model_validator(mode="after")
+    def _hyperparams_are_mace_ones(self) -> TrainerSpec:
+        from mlipflow.training.hyperparams import MaceHyperParams
+
+        if "seed" in self.hyperparams:
+            raise _problem(("hyperparams", "seed"), "set the campaign's `seed` at the top level instead: every "
+                                                    "member of the committee gets its own seed from it")
+        base = MaceHyperParams.tiny() if self.tiny else MaceHyperParams()
+        try:
+            MaceHyperParams.model_validate({**base.model_dump(), **self.hyperparams})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                allowed = sorted(set(MaceHyperParams.model_fields) - {"seed"})
+                message = f"not a MACE hyper-parameter; allowed: {', '.join(allowed)}"
+            raise _problem(("hyperparams", *err["loc"]), message) from None
+        return self
+
 
 Ensemble = Literal["nvt_langevin", "nvt_nose_hoover", "npt_berendsen", "npt_nose_hoover", "nve"]
 
@@ -50,10 +95,10 @@ class SamplingStage(_Spec):
     """From an exploration iteration on, other temperatures, lengths or ensemble (as dpgen's model_devi_jobs)."""
 
     from_iteration: int = Field(ge=1)
-    temperatures: list[float] | None = None
-    n_steps: int | None = Field(None, ge=1)
+    temperatures: list[Temperature] | None = Field(None, min_length=1)
+    n_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     record_every: int | None = Field(None, ge=1)
-    timestep: float | None = Field(None, gt=0)
+    timestep: float | None = Field(None, gt=0, le=MAX_TIMESTEP)
     ensemble: Ensemble | None = None
 
 
@@ -83,15 +128,29 @@ class SamplingSpec(_Spec):
     higher temperatures once the potential has seen the basics (see ``CampaignMaker.explorer_for``).
     """
 
-    temperatures: list[float] = Field(default_factory=lambda: [300.0, 900.0])
-    n_steps: int = Field(200, ge=1)
+    temperatures: list[Temperature] = Field(default_factory=lambda: [300.0, 900.0], min_length=1)
+    n_steps: int = Field(200, ge=1, le=MAX_STEPS)
     record_every: int = Field(10, ge=1)
-    timestep: float = Field(1.0, gt=0)
+    timestep: float = Field(1.0, gt=0, le=MAX_TIMESTEP)
     ensemble: Ensemble = "nvt_langevin"
     velocity_scale: float = Field(1.0, gt=0, description="initial velocities at this multiple of the temperature")
     relax_steps: int = Field(0, ge=0, description="relax each cell with the committee first (FIRE steps at most)")
     schedule: list[SamplingStage] = Field(default_factory=list)
     reference_md: ReferenceMDSpec | None = Field(None, description="reference MD of iteration 0 (off if absent)")
+
+    @model_validator(mode="after")
+    def _records_frames(self) -> SamplingSpec:
+        n_steps, every = self.n_steps, self.record_every
+        if every > n_steps:
+            raise _problem("record_every", f"record_every ({every}) is more than n_steps ({n_steps}): the MD "
+                                           "would record no frame to select from")
+        for i, stage in sorted(enumerate(self.schedule), key=lambda item: item[1].from_iteration):
+            n_steps, every = stage.n_steps or n_steps, stage.record_every or every
+            if every > n_steps:
+                raise _problem(("schedule", i, "record_every" if stage.record_every else "n_steps"),
+                               f"from iteration {stage.from_iteration} on, record_every ({every}) is more than "
+                               f"n_steps ({n_steps}): the MD would record no frame to select from")
+        return self
 
 
 class SelectionSpec(_Spec):
@@ -114,7 +173,7 @@ class SelectionSpec(_Spec):
     spot_checks: int = Field(2, ge=0, description="frames called accurate labeled per iteration (true error)")
     descriptor: Literal["soap", "soap_species", "soap_focus", "mace"] = "soap_focus"
     focus_atoms: int = Field(8, ge=1)
-    soap_cutoff: float = Field(4.0, gt=0)
+    soap_cutoff: float = Field(4.0, ge=1.0, le=10.0, description="Å")
     dedup_distance: float | None = Field(None, gt=0, description="descriptor distance counted as a duplicate")
 
     @field_validator("trust", "trust_per_family")
@@ -143,9 +202,9 @@ class ResourcesSpec(_Spec):
 class SplitsSpec(_Spec):
     """Split fractions of new frames, reached per family by whole groups of correlated frames, and minimums."""
 
-    train: float = Field(0.8, ge=0, le=1)
-    valid: float = Field(0.1, ge=0, le=1)
-    test: float = Field(0.1, ge=0, le=1)
+    train: float = Field(0.8, description="fraction of new frames, by group")
+    valid: float = Field(0.1, description="fraction of new frames, by group")
+    test: float = Field(0.1, description="fraction of new frames, by group")
     min_valid: int = Field(3, ge=0, description="validation frames per family first (when it has groups to spare)")
     min_test: int = Field(3, ge=0, description="test frames per family first (when test > 0)")
 
@@ -159,11 +218,15 @@ class SplitsSpec(_Spec):
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> SplitsSpec:
+        for split in ("train", "valid", "test"):
+            if not 0 <= getattr(self, split) <= 1:
+                raise _problem(split, f"a split fraction is between 0 and 1, not {getattr(self, split)}")
+        for split in ("train", "valid"):
+            if getattr(self, split) <= 0:
+                raise _problem(split, f"MACE training needs {split} frames: give `{split}` a fraction above 0")
         total = self.train + self.valid + self.test
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"split fractions train + valid + test must sum to 1, got {total:g}")
-        if self.train <= 0:
-            raise ValueError("the train fraction must be > 0")
+            raise _problem(None, f"the split fractions must sum to 1, they sum to {total:g}")
         return self
 
     @property
@@ -230,8 +293,36 @@ class CampaignSpec(_Spec):
     @model_validator(mode="after")
     def _consistent(self) -> CampaignSpec:
         if self.selection.trust_mode == "relative" and self.splits.valid <= 0:
-            raise ValueError("selection.trust_mode 'relative' scales the trust window by the committee's spread on "
-                             "its validation frames: give splits.valid > 0, or use absolute trust bounds (eV/Å)")
+            raise _problem(("selection", "trust_mode"), "'relative' scales the trust window by the committee's "
+                           "spread on its validation frames: give splits.valid > 0, or use absolute trust bounds")
+        entries = {e.get("name") for e in (self.structures.get("entries") or []) if isinstance(e, dict)}
+        ref = self.sampling.reference_md
+        unknown = sorted(set(ref.entries or []) - entries) if ref is not None else []
+        if unknown:
+            raise _problem(("sampling", "reference_md", "entries"), f"no structures entry named {unknown}; the "
+                           f"structures section has {sorted(n for n in entries if n)}")
+        return self
+
+    @field_validator("structures", "explore")
+    @classmethod
+    def _not_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in ("materials", "entries"):
+            if key in value and not value[key]:
+                raise _problem(key, f"`{key}` is empty: a structure section needs at least one")
+        return value
+
+    @model_validator(mode="after")
+    def _box_holds_an_isolated_atom(self) -> CampaignSpec:
+        if not self.labeler.isolated_atoms:
+            return self
+        from mlipflow.training.hyperparams import MaceHyperParams
+
+        r_max = self.trainer.hyperparams.get("r_max") or (MaceHyperParams.tiny() if self.trainer.tiny
+                                                          else MaceHyperParams()).r_max
+        if self.labeler.isolated_atom_box <= r_max:
+            raise _problem(("labeler", "isolated_atom_box"),
+                           f"the isolated atoms' box ({self.labeler.isolated_atom_box} Å) must be wider than the "
+                           f"model's cutoff r_max ({r_max} Å), or each atom would see its periodic images")
         return self
 
 

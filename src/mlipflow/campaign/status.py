@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlipflow.campaign.runner import runner_alive
+from mlipflow.campaign.runner import failure_advice, runner_alive
 from mlipflow.storage import Stores
 
 STOPPED = ("converged", "max_iterations", "label_budget")
@@ -83,7 +83,8 @@ def campaign_status(stores: Stores, name: str) -> dict[str, Any]:
     failed, filtered), ``jobs`` (its fireworks by state, if submitted), ``by_family`` (accurate, candidate and
     failed ratios of the latest exploration per structure family; ``by_temperature`` the same per family and
     sampled temperature), ``errors`` (latest failed labels and
-    jobs), ``iterations`` (the stored per-iteration records) and ``next`` (what happens next, in words).
+    jobs), ``iterations`` (the stored per-iteration records), ``next`` (what happens next, in words) and
+    ``failure`` (reason, job, iteration and stage of a ``failed`` campaign).
     """
     doc = stores.campaigns.find_one({"_id": name})
     if doc is None:
@@ -106,6 +107,8 @@ def campaign_status(stores: Stores, name: str) -> dict[str, Any]:
     alive = runner_alive(doc)
     if state in STOPPED and not _benchmark_pending(doc):
         nxt = f"nothing: the campaign stopped ({state}); `mlipflow report {name}` writes its report"
+    elif state == "failed" and not alive:
+        nxt = f"nothing until the input is fixed: {failure_advice(doc)}"
     elif state in STOPPED:
         nxt = (f"the campaign stopped ({state}); its benchmark stage has not finished: `mlipflow resume {name}` "
                "(or the nightly run) completes it")
@@ -134,7 +137,7 @@ def campaign_status(stores: Stores, name: str) -> dict[str, Any]:
         "iteration": iteration, "stage": stage, "labels": labels, "jobs": jobs,
         "by_family": records[-1].get("by_family", {}) if records else {},
         "by_temperature": records[-1].get("by_temperature", {}) if records else {},
-        "errors": errors, "iterations": records, "next": nxt,
+        "errors": errors, "iterations": records, "next": nxt, "failure": doc.get("failure"),
         "benchmark": doc.get("benchmark"),
     }
 

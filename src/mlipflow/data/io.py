@@ -5,8 +5,10 @@ convention, 3x3), ``config_type``, ``frame_id``, ``split`` and ``labeler`` (name
 that a surrogate label can never be mistaken for DFT in an exported file either.
 
 Imports are all or nothing: the whole file is read and checked first (every frame needs an energy and
-forces of the right shape, and finite numbers), and nothing is stored if any frame is bad; the error
-names the file and the frame.
+forces of the right shape, and finite numbers, and no two atoms closer than a per-pair floor: by default
+half the sum of their covalent radii, e.g. 0.66 Å for O-O and 1.28 Å for Li-Li, see
+:class:`~mlipflow.sampling.monitors.MinDistanceMonitor`), and nothing is stored if any frame is bad; the
+error names the file, the frame and the atoms.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ase.io import read, write
 
 from mlipflow.data.dataset import AddResult, Dataset, Split
 from mlipflow.data.frames import LabeledFrame, LabelerInfo, Provenance
-from mlipflow.errors import DataError
+from mlipflow.errors import DataError, MlipflowError
 
 ENERGY_KEYS = ("REF_energy", "energy", "DFT_energy")
 FORCES_KEYS = ("REF_forces", "forces", "DFT_forces")
@@ -76,30 +78,70 @@ def _labels_of(atoms: Atoms) -> tuple[Any, Any, Any]:
     return energy, forces, stress
 
 
+def _numbers(value: Any, where: str, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {what} is not made of numbers ({str(value)[:60]!r})") from None
+
+
 def _check_labels(atoms: Atoms, where: str, energy: Any, forces: Any, stress: Any) -> None:
     n = len(atoms)
     if energy is None:
         raise DataError(f"{where}: no energy (expected one of {ENERGY_KEYS} or a calculator result)")
-    if not np.isfinite(float(energy)):
-        raise DataError(f"{where}: energy is not a finite number ({energy})")
+    if _numbers(energy, where, "the energy").size != 1 or not np.isfinite(_numbers(energy, where, "the energy")).all():
+        raise DataError(f"{where}: energy is not one finite number ({str(energy)[:60]})")
     if forces is None:
         raise DataError(f"{where}: no forces (expected one of {FORCES_KEYS} per atom)")
-    forces = np.asarray(forces, dtype=float)
+    forces = _numbers(forces, where, "the forces")
     if forces.shape != (n, 3):
         raise DataError(f"{where}: forces have shape {forces.shape}, expected ({n}, 3) for {n} atoms")
     if not np.all(np.isfinite(forces)):
         raise DataError(f"{where}: forces contain NaN or infinite values")
+    if not np.all(np.isfinite(atoms.positions)) or not np.all(np.isfinite(atoms.cell.array)):
+        raise DataError(f"{where}: positions or lattice contain NaN or infinite values")
     if stress is not None:
-        s = np.asarray(stress, dtype=float)
+        s = _numbers(stress, where, "the stress")
         if s.size not in (6, 9):
             raise DataError(f"{where}: stress has {s.size} values, expected 6 (Voigt) or 9 (3x3)")
         if not np.all(np.isfinite(s)):
             raise DataError(f"{where}: stress contains NaN or infinite values")
 
 
+def check_distances(atoms: Atoms, where: str, monitor: Any = None) -> None:
+    """Refuse a frame with two atoms closer than their pair's floor (or on one site), naming the atoms.
+
+    Parameters
+    ----------
+    atoms
+        The frame (periodic images count).
+    where
+        File and frame, for the message.
+    monitor
+        A :class:`~mlipflow.sampling.monitors.MinDistanceMonitor` with the floors per element pair (Å);
+        default: half the sum of the covalent radii for every pair.
+    """
+    from mlipflow.sampling.monitors import MinDistanceMonitor
+
+    monitor = monitor or MinDistanceMonitor()
+    monitor.reset(atoms)
+    verdict = monitor.check(atoms, 0)
+    if verdict is None:
+        return
+    if verdict.value < 0.01:
+        raise DataError(f"{where}: two atoms on one site: {verdict.message}")
+    raise DataError(f"{where}: {verdict.message}; if the frame is right, lower the floor "
+                    "(`mlipflow dataset import --min-distance A-B=Å`)")
+
+
 def _split_extxyz(path: Path) -> list[tuple[int, str]]:
     """Cut an extxyz file into (first line number, text) per frame, checking every atom-count line."""
-    lines = path.read_text().splitlines(keepends=True)
+    from mlipflow.yamlio import read_text
+
+    try:
+        lines = read_text(path, "extxyz file").splitlines(keepends=True)
+    except MlipflowError as exc:
+        raise DataError(str(exc)) from None
     frames: list[tuple[int, str]] = []
     i = 0
     previous = ""
@@ -127,10 +169,25 @@ def _split_extxyz(path: Path) -> list[tuple[int, str]]:
     return frames
 
 
+def _frame(atoms: Atoms, where: str, labeler: LabelerInfo, labels: tuple[Any, Any, Any],
+           provenance: Provenance) -> LabeledFrame:
+    energy, forces, stress = labels
+    try:
+        return LabeledFrame.from_atoms(atoms, labeler, energy=energy, forces=forces, stress=stress,
+                                       provenance=provenance)
+    except Exception as exc:  # a degenerate cell, odd per-atom arrays: pymatgen and pydantic raise many kinds
+        raise DataError(f"{where}: cannot be stored as a structure: {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:300]}") from exc
+
+
 def read_labeled_extxyz(
-    path: str | Path, labeler: LabelerInfo, provenance: dict[str, Any] | None = None
+    path: str | Path, labeler: LabelerInfo, provenance: dict[str, Any] | None = None, min_distance: Any = None
 ) -> list[LabeledFrame]:
-    """Read and check every frame of an extxyz file; raise :class:`DataError` naming file, frame and line."""
+    """Read and check every frame of an extxyz file; raise :class:`DataError` naming file, frame and line.
+
+    ``min_distance`` is the :class:`~mlipflow.sampling.monitors.MinDistanceMonitor` whose per-pair floors (Å)
+    the frames must respect (default: half the sum of the covalent radii).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -143,31 +200,21 @@ def read_labeled_extxyz(
             raise DataError(f"{where}: cannot be read as extxyz: {type(exc).__name__}: {exc}") from exc
         energy, forces, stress = _labels_of(atoms)
         _check_labels(atoms, where, energy, forces, stress)
+        check_distances(atoms, where, min_distance)
         if stress is not None and np.asarray(stress).size == 9:
             stress = np.asarray(stress, dtype=float).reshape(3, 3)
-        frames.append(
-            LabeledFrame.from_atoms(
-                atoms,
-                labeler,
-                energy=energy,
-                forces=forces,
-                stress=stress,
-                provenance=Provenance(
-                    origin="import",
-                    source=str(path),
-                    source_index=index,
-                    config_type=atoms.info.get("config_type"),
-                    **dict(provenance or {}),
-                ),
-            )
-        )
+        config_type = atoms.info.get("config_type")
+        frames.append(_frame(atoms, where, labeler, (energy, forces, stress), Provenance(
+            origin="import", source=str(path), source_index=index,
+            config_type=None if config_type is None else str(config_type), **dict(provenance or {}))))
     if not frames:
         raise DataError(f"{path}: holds no frames")
     return frames
 
 
-def read_labeled_ase_db(path: str | Path, labeler: LabelerInfo, selection: Any = None) -> list[LabeledFrame]:
-    """Read and check every row of an ASE database (rows need energy and forces)."""
+def read_labeled_ase_db(path: str | Path, labeler: LabelerInfo, selection: Any = None,
+                       min_distance: Any = None) -> list[LabeledFrame]:
+    """Read and check every row of an ASE database (rows need energy and forces; atoms apart, see above)."""
     import ase.db
 
     path = Path(path)
@@ -185,29 +232,32 @@ def read_labeled_ase_db(path: str | Path, labeler: LabelerInfo, selection: Any =
         forces = row.get("forces")
         stress = row.get("stress")
         _check_labels(atoms, where, energy, forces, stress)
-        frames.append(
-            LabeledFrame.from_atoms(
-                atoms,
-                labeler,
-                energy=energy,
-                forces=forces,
-                stress=stress,
-                provenance=Provenance(
-                    origin="import", source=str(path), source_index=row.id, config_type=row.get("config_type")
-                ),
-            )
-        )
+        check_distances(atoms, where, min_distance)
+        frames.append(_frame(atoms, where, labeler, (energy, forces, stress), Provenance(
+            origin="import", source=str(path), source_index=row.id, config_type=row.get("config_type"))))
     if not frames:
         raise DataError(f"{path}: holds no rows")
     return frames
 
 
-def import_file(dataset: Dataset, path: str | Path, labeler: LabelerInfo) -> AddResult:
-    """Import an extxyz file or an ASE database (``.db``/``.json``) into the dataset, all or nothing."""
+def read_frames(path: str | Path, labeler: LabelerInfo, min_distance: Any = None) -> list[LabeledFrame]:
+    """Read and check every frame of an extxyz file or an ASE database (``.db``/``.json``); store nothing.
+
+    ``min_distance``: the per-pair distance floors (a :class:`~mlipflow.sampling.monitors.MinDistanceMonitor`)
+    every frame must respect.
+    """
     path = Path(path)
     if path.suffix in {".db", ".json"}:
-        frames = read_labeled_ase_db(path, labeler)
-    else:
-        frames = read_labeled_extxyz(path, labeler)
+        return read_labeled_ase_db(path, labeler, min_distance=min_distance)
+    return read_labeled_extxyz(path, labeler, min_distance=min_distance)
+
+
+def import_file(dataset: Dataset, path: str | Path, labeler: LabelerInfo, min_distance: Any = None) -> AddResult:
+    """Import an extxyz file or an ASE database into the dataset, all or nothing (see :func:`read_frames`)."""
+    return import_frames(dataset, read_frames(path, labeler, min_distance))
+
+
+def import_frames(dataset: Dataset, frames: list[LabeledFrame]) -> AddResult:
+    """Store checked frames (from :func:`read_frames`) as one import."""
     return dataset.add_frames(frames, import_id=uuid.uuid4().hex)
 

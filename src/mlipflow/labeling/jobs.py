@@ -106,7 +106,11 @@ def label_structures(
             counts[key] += 1
             continue
         if not labeler_ready:
-            labeler.setup()
+            try:
+                labeler.setup()
+            except BaseException:  # a labeler that cannot start labels nothing: the frame stays to be labeled
+                ledger.release(claim)
+                raise
             labeler_ready = True
         attempts = claim.attempts
         while True:

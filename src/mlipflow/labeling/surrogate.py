@@ -9,6 +9,7 @@ different surrogates (CHGNet and SevenNet energies differ by 0.2–0.8 eV/atom) 
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import math
 import sys
@@ -71,6 +72,53 @@ KNOWN_CALCULATORS: dict[str, tuple[Callable[..., Calculator], str]] = {
     "morse": (_morse, "ase"),
     "toy-morse": (_toy_morse, "mlipflow"),
 }
+
+
+#: the calculator class each known name builds (its parameters are what ``calculator_kwargs`` may hold)
+CALCULATOR_CLASSES = {
+    "chgnet": "chgnet.model:CHGNetCalculator",
+    "emt": "ase.calculators.emt:EMT",
+    "lj": "ase.calculators.lj:LennardJones",
+    "morse": "ase.calculators.morse:MorsePotential",
+    "toy-morse": "mlipflow.training.synthetic:ToyMorseCalculator",
+}
+
+
+def _named_parameters(function: Callable[..., Any]) -> tuple[set[str], bool]:
+    """Names of a function's keyword-capable parameters, and whether it also takes ``**kwargs``."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return set(), True
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+    return names, any(p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def calculator_parameters(calculator: str | Callable[..., Calculator]) -> set[str] | None:
+    """The keyword arguments a surrogate calculator takes (``None``: it takes any, they cannot be checked).
+
+    For a class, the parameters of every ``__init__`` up its bases as long as each passes ``**kwargs`` on,
+    plus ASE's ``default_parameters`` (ASE's ``Calculator`` keeps unknown keywords silently, so a typo
+    such as ``sigm`` for ``sigma`` would otherwise change nothing and say nothing).
+    """
+    if isinstance(calculator, str) and calculator in CALCULATOR_CLASSES:
+        module_name, attr = CALCULATOR_CLASSES[calculator].split(":")
+        target: Any = getattr(importlib.import_module(module_name), attr)
+    else:
+        target = _resolve(calculator)[0]
+    if not isinstance(target, type):
+        names, any_more = _named_parameters(target)
+        return None if any_more else names
+    allowed: set[str] = set()
+    for klass in target.__mro__:
+        allowed |= set(getattr(klass, "default_parameters", None) or {})
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        names, any_more = _named_parameters(klass.__init__)
+        allowed |= names
+        if not any_more or klass is Calculator:
+            return allowed
+    return allowed
 
 
 def _resolve(spec: str | Callable[..., Calculator]) -> tuple[Callable[..., Calculator], str | None]:

@@ -197,8 +197,22 @@ class ModelRegistry:
         return record
 
     def register_committee(self, member_ids: list[str], *, name: str, **fields: Any) -> ModelRecord:
-        """Record a committee of registered models (no file of its own); return its record."""
+        """Record a committee of registered models (no file of its own); return its record.
+
+        Raises
+        ------
+        TrainingError
+            When the members were trained on different dataset versions, or not on the ``dataset_version``
+            given for the committee: a committee's record names the one version all its members learned.
+        """
         members = [self.get(m) for m in member_ids]
+        versions = {m.dataset_version for m in members} | ({fields["dataset_version"]} if "dataset_version" in fields
+                                                           else set())
+        if len(versions) > 1:
+            trained = ", ".join(f"{m.id} on {m.dataset_version}" for m in members)
+            raise TrainingError(f"committee {name!r} would mix dataset versions ({trained}"
+                                + (f"; committee: {fields['dataset_version']}" if "dataset_version" in fields else "")
+                                + "): its members must all be trained on its own dataset version")
         checksum = hashlib.sha256("\n".join(m.checksum for m in members).encode()).hexdigest()
         existing = self.collection.find_one({"checksum": checksum, "kind": "committee"})
         if existing is not None:
