@@ -61,7 +61,7 @@ def run_campaign(stores: Stores, spec: CampaignSpec, root_dir: str | Path | None
     ConfigError
         When another live process on this host is running the same campaign.
     """
-    from mlipflow.execution import run_locally
+    from mlipflow.execution import run_here
 
     doc = stores.campaigns.find_one({"_id": spec.name}) or {}
     if doc.get("state") == "running" and runner_alive(doc) and doc["runner"]["pid"] != os.getpid():
@@ -73,7 +73,7 @@ def run_campaign(stores: Stores, spec: CampaignSpec, root_dir: str | Path | None
                                                         "$setOnInsert": {"name": spec.name, "iterations": []}},
                                  upsert=True)
     try:
-        run_locally(flow, stores, root_dir=root_dir)
+        run_here(flow, stores, campaign=spec.name, spec=spec.model_dump(mode="json"), root_dir=root_dir)
     finally:
         stores.campaigns.update_one({"_id": spec.name, "runner.pid": runner["pid"]}, {"$unset": {"runner": ""}})
     return stores.campaigns.find_one({"_id": spec.name}) or {}
