@@ -230,3 +230,26 @@ def test_mace_run_train_on_a_dataset_export_uses_the_campaigns_e0s(toy_run, tmp_
 
     got = {chemical_symbols[z]: float(e) for z, e in zip(numbers, energies, strict=True)}
     assert got == pytest.approx(model["e0s"], abs=1e-8)  # the E0s the campaign trained with
+
+
+def test_worker_prints_a_line_per_finished_step(stores, tmp_path):
+    """`mlipflow worker` into a pipe: the log file's path, then one line per finished step of any campaign."""
+    tests = Path(__file__).resolve().parent
+    sys.path.insert(0, str(tests))
+    try:
+        import demo_flow
+    finally:
+        sys.path.remove(str(tests))
+    from mlipflow.execution import submit
+
+    env = dict(os.environ, PYTHONPATH=str(tests), DEMO_LOG=str(tmp_path / "ran.log"), DEMO_GO=str(tmp_path / "go"),
+               COLUMNS="80")
+    submit(demo_flow.make("demo"), stores)
+    proc = subprocess.run([*MLIPFLOW, "worker", "--sleep", "1"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("full log: "))
+    steps = lines[start + 1:]
+    assert len(steps) == 7 and all(" · iteration " in line for line in steps), steps
+    assert "Rocket" not in proc.stdout and "fw_id" not in proc.stdout and proc.stderr.strip() == ""

@@ -350,8 +350,7 @@ def run_here(
         workflow = to_workflow(flow, name=campaign, metadata={"campaign": campaign, HERE_KEY: True,
                                                               "spec_fingerprint": key})
         first = next(iter(lp.add_wf(workflow).values()))
-    worker = FWorker(name=f"{HERE_WORKER} {campaign}@{socket.gethostname()}:{os.getpid()}", category="",
-                     query={"spec.campaign": campaign})
+    worker_name = f"{HERE_WORKER} {campaign}@{socket.gethostname()}:{os.getpid()}"
     root = Path(root_dir or stores.settings.home / "launches")
     root.mkdir(parents=True, exist_ok=True)
     rocket_logger = logging.getLogger("rocket.launcher")
@@ -361,6 +360,8 @@ def run_here(
             nodes = (lp.workflows.find_one({"nodes": first}, {"nodes": 1}) or {}).get("nodes", [first])
             states = Counter(f["state"] for f in lp.fireworks.find({"fw_id": {"$in": nodes}}, {"state": 1}))
             if states.get("READY"):
+                # any category, but only this workflow's fireworks (not those of a submitted copy of the campaign)
+                worker = FWorker(name=worker_name, category="", query={"fw_id": {"$in": nodes}})
                 launch_dir = create_datestamp_dir(str(root), rocket_logger, prefix="launcher_")
                 with contextlib.chdir(launch_dir):
                     ran = launch_rocket(lp, worker, strm_lvl="CRITICAL")

@@ -45,8 +45,8 @@ def _json_default(value: Any) -> Any:
 def _table(console: Console, title: str, columns: list[tuple[str, str]]) -> Table:
     """A table with a box on a terminal, plain aligned columns elsewhere (``(header, justify)`` per column)."""
     terminal = console.is_terminal
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if terminal else None,
-                  show_edge=False, pad_edge=False, padding=(0, 1), title_style="bold" if terminal else "")
+    console.print(Text(title, style="bold" if terminal else ""), highlight=False)  # not padded to the table
+    table = Table(box=box.SIMPLE_HEAD if terminal else None, show_edge=False, pad_edge=False, padding=(0, 1))
     for header, justify in columns:
         table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     return table
