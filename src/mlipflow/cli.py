@@ -331,11 +331,10 @@ def run(
     example: Annotated[str | None, typer.Option(help="Run a shipped example (`mlipflow examples`).")] = None,
     report: Annotated[bool, typer.Option(help="Write the campaign's HTML report at the end.")] = True,
 ) -> None:
-    """Run a campaign here until it converges or stops for a stated reason.
+    """Run a campaign here until it converges or stops for a stated reason (default: the li2o example).
 
-    The campaign goes through the configured LaunchPad (it shows in ``mlipflow dashboard`` like a submitted
-    one) and this process runs its jobs.  Without a file it runs the main job, the shipped example ``li2o``
-    (labels from the CHGNet surrogate).
+    The campaign goes on the configured LaunchPad (the dashboard shows it as a submitted one) and this
+    process runs its jobs; the same spec again continues it.
     """
     from mlipflow.campaign.progress import watch
     from mlipflow.campaign.runner import run_campaign
@@ -380,7 +379,7 @@ def examples(
         if names and ex.name not in names:
             continue
         use = f"mlipflow run --example {ex.name}" if ex.kind == "campaign" else \
-            f"mlipflow structures preview {ex.path.name}"
+            f"mlipflow examples {ex.name} --copy . && mlipflow structures preview {ex.path.name}"
         title = f"{ex.name} ({ex.kind}" + (f" {ex.campaign})" if ex.campaign else ")")
         console.print(f"[bold]{title}[/bold]: {ex.description}", highlight=False)
         console.print(f"  {use}", highlight=False, markup=False)
