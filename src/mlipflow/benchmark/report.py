@@ -348,8 +348,8 @@ def _rejected(stores: Any, name: str) -> list[dict[str, Any]]:
 def _section_filtered(data: dict[str, Any]) -> str:
     """Labels a sanity filter rejected or that failed, with their reasons (none: says so)."""
     rows = data.get("rejected") or []
-    if not rows:
-        return "<p>no label of this campaign was filtered or failed</p>"
+    if not rows:  # nothing labeled yet is not the same as nothing rejected
+        return "<p>no label of this campaign was filtered or failed</p>" if data.get("versions") else MISSING
     table = _table(["frame", "status", "iteration", "family", "formula", "atoms", "attempts", "reason"],
                    [[r["frame"][:12], r["status"], r["iteration"], r["family"], r["formula"], r["n_atoms"],
                      r["attempts"], r["reason"]] for r in rows])
