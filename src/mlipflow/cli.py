@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import shutil
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -50,35 +48,16 @@ err_console = Console(stderr=True)
 LAUNCHPAD_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-#: third-party warnings the CLI hides (``--debug`` shows them): we set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD on
-#: purpose (e3nn and mace-torch load their own files); jobflow's and CHGNet's deprecation chatter
-_QUIET_WARNINGS = (
-    r"Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected",
-    r"cd is deprecated",
-    r"Converting a tensor with requires_grad=True to a scalar",
-    r"Some jobs are not connected, their ordering may be random",
-)
-
-
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level on the console.")] = False,
 ) -> None:
-    # only mlipflow's own logger gets a handler: FireWorks configures (and prints) its loggers itself
-    logger = logging.getLogger("mlipflow")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
-    # mlipflow, jobflow and FireWorks print through their own handlers; a library that logs through the root
-    # logger (``logging.warning(...)``) gives the root a handler too, and their lines would print twice
-    for name in ("mlipflow", "jobflow", "launchpad", "rocket.launcher"):
-        logging.getLogger(name).propagate = False
-    if not debug:  # known, harmless third-party warnings that would bury the campaign's own output
-        for message in _QUIET_WARNINGS:
-            warnings.filterwarnings("ignore", message=message)
+    # the console shows warnings (INFO with -v), known third-party noise left out; long commands also write
+    # the full log to a file under MLIPFLOW_HOME/logs (mlipflow.logs)
+    from mlipflow.logs import configure
+
+    configure(verbose=verbose, debug=debug)
 
 
 # --------------------------------------------------------------------------------------------- init
@@ -318,6 +297,29 @@ def dataset_show(version: Annotated[str, typer.Argument(help="Dataset version id
     console.print_json(v.model_dump_json(exclude={"manifest_file"}))
 
 
+@dataset_app.command("filtered")
+def dataset_filtered(
+    name: Annotated[str | None, typer.Argument(help="Campaign name (default: every frame in the store).")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most N frames (0: all).")] = 0,
+) -> None:
+    """List labels a sanity filter rejected and labels that failed, with their reasons (newest first)."""
+    from mlipflow.labeling.ledger import rejected_labels
+    from mlipflow.storage import get_stores
+
+    rows = rejected_labels(get_stores().frames, campaign=name, limit=limit)
+    where = f"campaign {name}" if name else "the store"
+    if not rows:
+        console.print(f"no filtered or failed labels in {where}", highlight=False)
+        return
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("filtered", "failed")}
+    console.print(f"{counts['filtered']} filtered and {counts['failed']} failed labels in {where}:",
+                  highlight=False)
+    for r in rows:  # one block per frame: the reason wraps under it, never inside a table cell
+        console.print(f"{r['status']} {r['frame']}: {r['formula']} ({r['n_atoms']} atoms), family {r['family']}, "
+                      f"iteration {r['iteration']}, {r['attempts']} attempt(s), {r['labeler']}", highlight=False)
+        console.print(f"  {r['reason'] or 'no reason recorded'}", highlight=False, markup=False)
+
+
 # ---------------------------------------------------------------------------------------- execution
 @app.command()
 def worker(
@@ -340,7 +342,11 @@ def worker(
         console.print("[yellow]note:[/yellow] embedded store: workers share one file lock (at most about "
                       "20 trivial fireworks/s in total, however many workers); use MongoDB (MLIPFLOW_MONGODB_URI) for "
                       "many workers or several machines")
-    run_worker(category=category, nlaunches=nlaunches, max_loops=max_loops, sleep_time=sleep)
+    from mlipflow.campaign.progress import watch
+    from mlipflow.storage import get_stores
+
+    with watch(get_stores(), f"worker-{category or 'any'}"):
+        run_worker(category=category, nlaunches=nlaunches, max_loops=max_loops, sleep_time=sleep)
 
 
 def _campaign_flow(path: Path):
@@ -368,22 +374,31 @@ def schema() -> None:
 
 @app.command()
 def run(
-    path: Annotated[Path, typer.Argument(help="Campaign file (YAML).")] = Path("flows/campaign_li2o.yaml"),
+    path: Annotated[Path | None, typer.Argument(help="Campaign file (YAML); default: the li2o example.")] = None,
+    example: Annotated[str | None, typer.Option(help="Run a shipped example (`mlipflow examples`).")] = None,
     report: Annotated[bool, typer.Option(help="Write the campaign's HTML report at the end.")] = True,
 ) -> None:
-    """Run a campaign here, in this process, until it converges or stops for a stated reason.
+    """Run a campaign here until it converges or stops for a stated reason (default: the li2o example).
 
-    Without a file it runs the main job, ``flows/campaign_li2o.yaml`` (labels from the CHGNet surrogate).
+    The campaign goes on the configured LaunchPad (the dashboard shows it as a submitted one) and this
+    process runs its jobs; the same spec again continues it.
     """
+    from mlipflow.campaign.progress import watch
     from mlipflow.campaign.runner import run_campaign
     from mlipflow.campaign.spec import load_campaign
+    from mlipflow.examples import example_path
     from mlipflow.storage import get_stores
 
+    if path is not None and example is not None:
+        raise ConfigError("give a campaign file or --example NAME, not both")
+    if path is None:
+        path = example_path(example or "li2o", kind="campaign")
     spec = load_campaign(path)
     stores = get_stores()
     console.print(f"running campaign {spec.name} on {stores.describe()} (labeler: {spec.labeler.kind} "
-                  f"{spec.labeler.calculator if spec.labeler.kind == 'surrogate' else ''})")
-    doc = run_campaign(stores, spec)
+                  f"{spec.labeler.calculator if spec.labeler.kind == 'surrogate' else ''})", highlight=False)
+    with watch(stores, f"campaign-{spec.name}", campaign=spec.name):
+        doc = run_campaign(stores, spec)
     _print_status(stores, spec.name)
     if doc.get("state") == "failed":
         from mlipflow.campaign.runner import failure_advice
@@ -399,7 +414,31 @@ def run(
     if report:
         from mlipflow.benchmark.report import report as write_report
 
-        console.print(f"report: {write_report(spec.name)}")
+        console.print(f"report: {write_report(spec.name)}", highlight=False)
+
+
+@app.command("examples")
+def examples(
+    names: Annotated[list[str] | None, typer.Argument(help="Examples to copy (default: all).")] = None,
+    copy: Annotated[Path | None, typer.Option("--copy", help="Copy the examples into this directory.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite files in the --copy directory.")] = False,
+) -> None:
+    """List the example campaign and structure files shipped with mlipflow, or copy them to edit."""
+    from mlipflow.examples import copy_examples, list_examples
+
+    if copy is not None:
+        for target in copy_examples(copy, names or None, overwrite=force):
+            console.print(f"wrote {target}", highlight=False)
+        return
+    for ex in list_examples():
+        if names and ex.name not in names:
+            continue
+        use = f"mlipflow run --example {ex.name}" if ex.kind == "campaign" else \
+            f"mlipflow examples {ex.name} --copy . && mlipflow structures preview {ex.path.name}"
+        title = f"{ex.name} ({ex.kind}" + (f" {ex.campaign})" if ex.campaign else ")")
+        console.print(f"[bold]{title}[/bold]: {ex.description}", highlight=False)
+        console.print(f"  {use}", highlight=False, markup=False)
+    console.print("copy them to edit: mlipflow examples --copy DIR", highlight=False, markup=False)
 
 
 @app.command("submit")
@@ -426,61 +465,47 @@ def submit_campaign(path: Annotated[Path, typer.Argument(help="Campaign file (YA
 @app.command()
 def resume(name: Annotated[str, typer.Argument(help="Campaign name.")]) -> None:
     """Run a campaign again from its stored spec: finished labels, trainings and MD are reused, not recomputed."""
+    from mlipflow.campaign.progress import watch
     from mlipflow.campaign.runner import resume_campaign
     from mlipflow.storage import get_stores
 
     stores = get_stores()
-    resume_campaign(stores, name)
+    with watch(stores, f"campaign-{name}", campaign=name):
+        resume_campaign(stores, name)
     _print_status(stores, name)
 
 
-def _print_status(stores, name: str | None) -> None:
+def _print_status(stores, name: str | None, as_json: bool = False) -> None:
     from mlipflow.campaign.status import campaign_status
+    from mlipflow.campaign.status_view import print_status, status_document
 
     names = [name] if name else [d["_id"] for d in stores.campaigns.find({}, {"_id": 1})]
     if not names:
         raise ConfigError("no campaigns yet")
+    documents = []
     for campaign in names:
-        st = campaign_status(stores, campaign)
+        st = status_document(stores, campaign) if as_json else campaign_status(stores, campaign)
         if st["state"] is None:
             raise ConfigError(st["next"])
-        table = Table(title=f"campaign {campaign}: {st['state']}")
-        for col in ("iteration", "committee", "dataset", "accurate", "candidate", "failed", "picked", "decision"):
-            table.add_column(col)
-        for it in st["iterations"]:
-            c = it.get("counts") or {}
-            table.add_row(str(it.get("iteration")), str(it.get("committee")), str(it.get("dataset")),
-                          *(f"{c.get(k + '_ratio', 0):.2f}" for k in ("accurate", "candidate", "failed")),
-                          str(it.get("picked", "")),
-                          f"{(it.get('decision') or {}).get('decision')}: {(it.get('decision') or {}).get('reason')}")
-        console.print(table)
-        if st["by_family"]:
-            fam = Table(title="latest exploration by structure family")
-            for col in ("family", "frames", "accurate", "candidate", "failed", "accurate by temperature"):
-                fam.add_column(col)
-            for family, c in sorted(st["by_family"].items()):
-                temps = st["by_temperature"].get(family) or {}
-                fam.add_row(family, str(int(c.get("n", 0))),
-                            *(f"{c.get(k + '_ratio', 0):.2f}" for k in ("accurate", "candidate", "failed")),
-                            ", ".join(f"{t}: {r.get('accurate_ratio', 0):.2f}" for t, r in temps.items()))
-            console.print(fam)
-        console.print(f"last finished step: {st['stage'] or 'none'} (iteration {st['iteration']})")
-        labels = st["labels"]
-        console.print("labels: " + ", ".join(f"{k} {labels.get(k, 0)}" for k in
-                                               ("labeled", "running", "pending", "failed", "filtered")))
-        if st["jobs"]:
-            console.print("jobs on the LaunchPad: " + ", ".join(f"{k} {v}" for k, v in sorted(st["jobs"].items())))
-        for err in st["errors"]:
-            console.print(f"[red]error[/red] {err}")
-        console.print(f"next: {st['next']}")
+        if as_json:
+            documents.append(st)
+        else:
+            print_status(console, st)
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(documents[0] if name else documents, indent=1) + "\n")
 
 
 @app.command()
-def status(name: Annotated[str | None, typer.Argument(help="Campaign name (default: all).")] = None) -> None:
+def status(
+    name: Annotated[str | None, typer.Argument(help="Campaign name (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON (a list without NAME).")] = False,
+) -> None:
     """Per campaign: iteration, committee, dataset, accurate/candidate/failed ratios, decision, labels."""
     from mlipflow.storage import get_stores
 
-    _print_status(get_stores(), name)
+    _print_status(get_stores(), name, as_json=as_json)
 
 
 @app.command()
@@ -491,10 +516,14 @@ def nightly(
 ) -> None:
     """One idempotent nightly pass (lost runs, reruns, local work, a summary); safe from cron."""
     from mlipflow.campaign.nightly import NightlyAlreadyRunningError, run_nightly
+    from mlipflow.campaign.progress import watch
     from mlipflow.storage import get_stores
 
+    stores = get_stores()
     try:
-        summary = run_nightly(get_stores(), max_reruns=max_reruns, expiration_secs=lost_after, worker_launches=launches)
+        with watch(stores, "nightly"):  # the steps of resumed campaigns and local work, one line each
+            summary = run_nightly(stores, max_reruns=max_reruns, expiration_secs=lost_after,
+                                  worker_launches=launches)
     except NightlyAlreadyRunningError as exc:
         console.print(str(exc))
         return
@@ -506,13 +535,12 @@ def dashboard(
     port: Annotated[int, typer.Option(help="Port on localhost.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to bind (localhost by default).")] = "127.0.0.1",
 ) -> None:
-    """Serve FireWorks' web dashboard for the configured store (embedded or MongoDB)."""
-    from fireworks.flask_site.app import app as fw_app
-
+    """Serve FireWorks' web dashboard for the configured store (embedded or MongoDB); works offline."""
+    from mlipflow.dashboard import dashboard_app
     from mlipflow.storage import get_stores
 
     stores = get_stores()
-    fw_app.lp = stores.launchpad
+    fw_app = dashboard_app(stores.launchpad)
     console.print(f"FireWorks dashboard for {stores.describe()} on http://{host}:{port}/")
     fw_app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
 

@@ -15,6 +15,7 @@ data is missing; numbers are only ever read from the store, never made up):
 ``properties``        property comparisons with the reference and the baselines, side by side
 ``stability``         verdicts of long MD runs
 ``speed``             MD steps/s and ns/day against atom count
+``filtered``          labels a sanity filter rejected and labels that failed, with their reasons
 
 The report reads what exists in ``stores.datasets``, ``stores.models``, ``stores.campaigns`` and the
 ``benchmarks`` collection defensively: a document of an unexpected shape is skipped with a logged warning.
@@ -46,6 +47,7 @@ SECTIONS = {
     "properties": "Properties against the reference and baselines",
     "stability": "Stability in long MD",
     "speed": "Speed",
+    "filtered": "Filtered and failed labels",
 }
 MISSING = '<p class="missing">not yet measured</p>'
 SELECTION_STATES = ("accurate", "candidate", "failed")
@@ -124,7 +126,8 @@ def gather(stores: Any, name: str) -> dict[str, Any]:
     except Exception as exc:
         logger.warning("report: cannot read benchmark results: %s", exc)
         benchmarks = []
-    return {"name": name, "campaigns": campaigns, "models": models, "versions": versions, "benchmarks": benchmarks}
+    return {"name": name, "campaigns": campaigns, "models": models, "versions": versions, "benchmarks": benchmarks,
+            "rejected": _rejected(stores, name)}
 
 
 def _regex_escape(text: str) -> str:
@@ -440,6 +443,29 @@ def _section_kinds(data: dict[str, Any], kinds: tuple[str, ...]) -> str:
     return "".join(parts)
 
 
+def _rejected(stores: Any, name: str) -> list[dict[str, Any]]:
+    """The campaign's filtered and failed labels (see :func:`mlipflow.labeling.ledger.rejected_labels`)."""
+    from mlipflow.labeling.ledger import rejected_labels
+
+    try:
+        return rejected_labels(stores.frames, campaign=name)
+    except Exception as exc:
+        logger.warning("report: cannot read the filtered and failed labels: %s", exc)
+        return []
+
+
+def _section_filtered(data: dict[str, Any]) -> str:
+    """Labels a sanity filter rejected or that failed, with their reasons (none: says so)."""
+    rows = data.get("rejected") or []
+    if not rows:  # nothing labeled yet is not the same as nothing rejected
+        return "<p>no label of this campaign was filtered or failed</p>" if data.get("versions") else MISSING
+    table = _table(["frame", "status", "iteration", "family", "formula", "atoms", "attempts", "reason"],
+                   [[r["frame"][:12], r["status"], r["iteration"], r["family"], r["formula"], r["n_atoms"],
+                     r["attempts"], r["reason"]] for r in rows])
+    note = "kept in the store, never trained on; <code>mlipflow dataset filtered NAME</code> lists them"
+    return f'<p class="note">{note}</p>{table}'
+
+
 PROPERTY_KINDS = ("eos", "elastic", "phonon_dos", "rdf", "adf", "vdos", "diffusion", "arrhenius", "conductivity",
                   "energetics")
 
@@ -457,6 +483,7 @@ def render(data: dict[str, Any]) -> str:
         "properties": _section_kinds(data, PROPERTY_KINDS),
         "stability": _section_kinds(data, ("stability",)),
         "speed": _section_kinds(data, ("speed",)),
+        "filtered": _section_filtered(data),
     }
     nav = " · ".join(f'<a href="#{sid}">{_esc(title)}</a>' for sid, title in SECTIONS.items())
     sections = "".join(

@@ -175,15 +175,19 @@ def run_nightly(
 
 
 def _resume_local_campaigns(stores: Stores, expiration_secs: float) -> list[str]:
-    """Resume campaigns that are ``running`` with nothing queued on the LaunchPad and nobody running them."""
+    """Resume campaigns that are ``running`` and that nobody runs: those ``mlipflow run`` ran whose process has
+    stopped, and submitted ones with nothing left queued on the LaunchPad (their workers advance the others)."""
     from mlipflow.campaign.runner import CampaignBusyError, resume_campaign, runner_gone
+    from mlipflow.execution import HERE_KEY, campaign_workflow
 
-    queued = stores.launchpad.fireworks.count_documents({"state": {"$in": ["READY", "WAITING", "RESERVED",
-                                                                           "RUNNING"]}})
-    if queued:
-        return []  # campaigns on the LaunchPad advance through their workers
     resumed = []
     for doc in stores.campaigns.find({"state": "running", "spec": {"$ne": None}}):
+        workflow = campaign_workflow(stores.launchpad, doc["_id"])
+        run_here = workflow is None or bool((workflow.get("metadata") or {}).get(HERE_KEY))
+        queued = stores.launchpad.fireworks.count_documents(
+            {"spec.campaign": doc["_id"], "state": {"$in": ["READY", "WAITING", "RESERVED", "RUNNING"]}})
+        if queued and not run_here:
+            continue  # submitted: it advances through its workers
         if not runner_gone(stores, doc, expiration_secs):
             logger.info("nightly: campaign %s is being run by %s; not resumed", doc["_id"], doc.get("runner"))
             continue

@@ -126,9 +126,17 @@ def claim_campaign(stores: Stores, name: str, expiration_secs: float = LOST_AFTE
 
 
 def queued_fireworks(stores: Stores, name: str) -> int:
-    """How many fireworks of campaign ``name`` wait or run on the LaunchPad (a submitted campaign)."""
-    return stores.launchpad.fireworks.count_documents(
-        {"spec.campaign": name, "state": {"$in": ["READY", "WAITING", "RESERVED", "RUNNING"]}})
+    """How many fireworks of campaign ``name`` wait or run on the LaunchPad for workers (a submitted campaign).
+
+    The fireworks of the workflow ``mlipflow run`` itself put there (run by its own process) do not count.
+    """
+    from mlipflow.execution import HERE_KEY
+
+    lp = stores.launchpad
+    own = [n for wf in lp.workflows.find({"metadata.campaign": name, f"metadata.{HERE_KEY}": True}, {"nodes": 1})
+           for n in wf.get("nodes", [])]
+    return lp.fireworks.count_documents({"spec.campaign": name, "fw_id": {"$nin": own},
+                                         "state": {"$in": ["READY", "WAITING", "RESERVED", "RUNNING"]}})
 
 
 def refuse_if_submitted(stores: Stores, name: str) -> None:
@@ -171,6 +179,58 @@ def _failure(exc: BaseException, job: Any) -> dict[str, Any]:
             "stage": metadata.get("stage"), "at": datetime.now(UTC).isoformat()}
 
 
+#: exception classes (by name) whose failure repeats on a rerun: wrong inputs, not the machine
+_DETERMINISTIC_NAMES = frozenset({
+    "ValueError", "TypeError", "KeyError", "IndexError", "LookupError", "ZeroDivisionError", "ArithmeticError",
+    "AttributeError", "AssertionError", "NotImplementedError", "DocumentTooLarge", "ValidationError",
+})
+
+
+def deterministic_failure_name(qualname: str) -> bool:
+    """:func:`deterministic_failure` for an exception known by its (dotted) class name, e.g. from a launch."""
+    import importlib
+
+    module, _, name = qualname.rpartition(".")
+    if module:
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            cls = None
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            try:
+                return deterministic_failure(cls.__new__(cls))
+            except Exception:
+                return issubclass(cls, MlipflowError) and not issubclass(cls, StorageError)
+    return name in _DETERMINISTIC_NAMES
+
+
+def launchpad_failure(stores: Stores, name: str) -> tuple[dict[str, Any], bool]:
+    """The failure of the campaign's run-here workflow (reason, job, iteration, stage) and whether it repeats.
+
+    Read from the failed firework's launch: its stack trace ends with ``module.ExceptionClass: message``.
+    """
+    from mlipflow.execution import campaign_workflow
+
+    lp = stores.launchpad
+    wf = campaign_workflow(lp, name) or {}
+    fw = lp.fireworks.find_one({"fw_id": {"$in": wf.get("nodes", [])}, "state": "FIZZLED"},
+                               {"fw_id": 1, "name": 1, "launches": 1, "spec": 1})
+    if fw is None:
+        return {"reason": "a job failed", "job": None, "iteration": None, "stage": None,
+                "at": datetime.now(UTC).isoformat()}, False
+    launch = lp.launches.find_one({"launch_id": (fw.get("launches") or [None])[-1]}, {"action": 1}) or {}
+    stored = ((launch.get("action") or {}).get("stored_data") or {})
+    trace = str(stored.get("_stacktrace") or stored.get("_exception", {}).get("_stacktrace") or "")
+    last = next((ln.strip() for ln in reversed(trace.strip().splitlines()) if ln.strip()), "")
+    qualname, _, message = last.partition(": ")
+    job = (fw.get("spec") or {}).get("_tasks", [{}])[0].get("job") or {}
+    metadata = dict(job.get("metadata") or {}) if isinstance(job, dict) else {}
+    reason = message.strip() if qualname.rpartition(".")[0].startswith("mlipflow") else last
+    failure = {"reason": reason or "a job failed", "job": fw.get("name"), "iteration": metadata.get("iteration"),
+               "stage": metadata.get("stage"), "at": datetime.now(UTC).isoformat()}
+    return failure, bool(qualname) and deterministic_failure_name(qualname)
+
+
 def run_campaign(stores: Stores, spec: CampaignSpec, root_dir: str | Path | None = None) -> dict[str, Any]:
     """Run (or resume) ``spec`` here until it stops; return the campaign document.
 
@@ -183,9 +243,7 @@ def run_campaign(stores: Stores, spec: CampaignSpec, root_dir: str | Path | None
     CampaignBusyError
         When another live process is running the same campaign, or it is submitted to the LaunchPad.
     """
-    import jobflow
-
-    from mlipflow.execution import run_locally
+    from mlipflow.execution import run_here
 
     runner = claim_campaign(stores, spec.name)
     try:
@@ -196,19 +254,14 @@ def run_campaign(stores: Stores, spec: CampaignSpec, root_dir: str | Path | None
             release_campaign(stores, spec.name, runner, forget_unstarted=True)
             raise
         stores.campaigns.update_one({"_id": spec.name}, {"$unset": {"failure": ""}})
-        jobflow.CURRENT_JOB.reset()
-        try:
-            run_locally(flow, stores, root_dir=root_dir, raise_immediately=True)
-        except Exception as exc:
-            failure = _failure(exc, jobflow.CURRENT_JOB.job)
-            if not deterministic_failure(exc):  # the campaign stays ``running``: resuming may get further
-                logger.error("campaign %s stopped in %s: %s", spec.name, failure["job"], failure["reason"],
-                             exc_info=logger.isEnabledFor(logging.DEBUG))
+        states = run_here(flow, stores, campaign=spec.name, spec=spec.model_dump(mode="json"), root_dir=root_dir)
+        if states.get("FIZZLED"):
+            failure, deterministic = launchpad_failure(stores, spec.name)
+            if not deterministic:  # the campaign stays ``running``: resuming may get further
+                logger.error("campaign %s stopped in %s: %s", spec.name, failure["job"], failure["reason"])
             else:
-                logger.error("campaign %s failed in %s: %s", spec.name, failure["job"], failure["reason"],
-                             exc_info=logger.isEnabledFor(logging.DEBUG))
-                stores.campaigns.update_one({"_id": spec.name},
-                                            {"$set": {"state": "failed", "failure": failure}})
+                logger.error("campaign %s failed in %s: %s", spec.name, failure["job"], failure["reason"])
+                stores.campaigns.update_one({"_id": spec.name}, {"$set": {"state": "failed", "failure": failure}})
     finally:
         release_campaign(stores, spec.name, runner)
     return stores.campaigns.find_one({"_id": spec.name}) or {}

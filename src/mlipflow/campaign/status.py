@@ -60,12 +60,21 @@ def stage_seconds(stores: Stores, name: str) -> list[dict[str, Any]]:
     return [{**r, "seconds": round(r["seconds"], 1)} for r in rows.values()]
 
 
+def _run_here(stores: Stores, name: str) -> bool:
+    """Whether the campaign's workflow is run by a process of its own (``mlipflow run``), not by workers."""
+    from mlipflow.execution import HERE_KEY, campaign_workflow
+
+    wf = campaign_workflow(stores.launchpad, name)
+    return bool(wf and (wf.get("metadata") or {}).get(HERE_KEY))
+
+
 def _fireworks(stores: Stores, name: str) -> tuple[dict[str, int], dict[str, int], list[dict[str, Any]]]:
     fireworks = stores.launchpad.fireworks
     by_state: dict[str, int] = {}
     ready_by_category: dict[str, int] = {}
     failed = []
-    for fw in fireworks.find({"spec.campaign": name}, {"state": 1, "name": 1, "fw_id": 1, "spec._category": 1}):
+    for fw in fireworks.find({"spec.campaign": name, "state": {"$ne": "ARCHIVED"}},
+                             {"state": 1, "name": 1, "fw_id": 1, "spec._category": 1}):
         by_state[fw["state"]] = by_state.get(fw["state"], 0) + 1
         if fw["state"] == "READY":
             category = str(fw.get("spec", {}).get("_category") or "any")
@@ -122,14 +131,14 @@ def campaign_status(stores: Stores, name: str) -> dict[str, Any]:
             k, step = next_stage(iteration, stage)
             following = f"{step} (iteration {k})"
         queued = sum(jobs.get(s, 0) for s in _QUEUED)
-        if queued:
-            waiting = ", ".join(f"{c}: {n}" for c, n in sorted(ready.items())) or "none"
-            nxt = (f"{queued} jobs on the LaunchPad ({jobs.get('RUNNING', 0)} running; ready by worker category: "
-                   f"{waiting}); next: {following}")
-        elif alive:
+        if alive:
             nxt = f"running in pid {doc['runner']['pid']}; next: {following}"
         elif alive is None:
             nxt = f"running on host {doc['runner']['host']}; next: {following}"
+        elif queued and not _run_here(stores, name):  # submitted: its workers advance it
+            waiting = ", ".join(f"{c}: {n}" for c, n in sorted(ready.items())) or "none"
+            nxt = (f"{queued} jobs on the LaunchPad ({jobs.get('RUNNING', 0)} running; ready by worker category: "
+                   f"{waiting}); next: {following}")
         else:
             nxt = f"interrupted; `mlipflow resume {name}` (or the nightly run) goes on with {following}"
     return {

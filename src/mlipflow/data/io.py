@@ -49,11 +49,41 @@ def frame_to_extxyz_atoms(frame: LabeledFrame, split: str | None = None) -> Atom
     return atoms
 
 
+#: MACE's ``config_type`` of isolated-atom frames: mace_run_train takes its E0s from them (no ``--E0s`` needed)
+ISOLATED_ATOM = "IsolatedAtom"
+
+
+def isolated_atom_images(dataset: Dataset, version_id: str) -> list[Atoms]:
+    """The isolated-atom labels of a version (its E0s, outside the splits) as ``config_type=IsolatedAtom``
+    frames, in atomic-number order; elements whose label is missing or not ``labeled`` are left out."""
+    version = dataset.get_version(version_id)
+    ids = dict(version.isolated_atoms)
+    docs = {d["_id"]: d for d in dataset.frames.find({"_id": {"$in": list(ids.values())}, "status": "labeled"})}
+    images = []
+    for frame_id in ids.values():
+        if frame_id not in docs:
+            continue
+        frame = LabeledFrame.from_document(docs[frame_id])
+        if frame.natoms != 1:
+            raise DataError(f"dataset version {version.id}: isolated-atom frame {frame_id} has {frame.natoms} atoms")
+        atoms = frame_to_extxyz_atoms(frame, "isolated")
+        atoms.info["config_type"] = ISOLATED_ATOM
+        images.append(atoms)
+    return sorted(images, key=lambda a: int(a.numbers[0]))
+
+
 def export_extxyz(dataset: Dataset, version_id: str, path: str | Path, split: Split | None = None) -> int:
-    """Write a dataset version (or one split of it) as extxyz; return the number of frames written."""
+    """Write a dataset version (or one split of it) as extxyz; return the number of frames written.
+
+    The whole version and its ``train`` split start with the version's isolated-atom labels as
+    ``config_type=IsolatedAtom`` frames (``split=isolated``), so that ``mace_run_train`` on the file uses the
+    same E0s as the campaign's own training (mace-torch reads them from such frames when ``--E0s`` is not
+    given, and does not train on them).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images = [frame_to_extxyz_atoms(frame, s) for frame, s in dataset.version_frames(version_id, split)]
+    images = isolated_atom_images(dataset, version_id) if split in (None, "train") else []
+    images += [frame_to_extxyz_atoms(frame, s) for frame, s in dataset.version_frames(version_id, split)]
     write(path, images, format="extxyz", write_results=False)
     return len(images)
 

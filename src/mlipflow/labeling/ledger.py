@@ -213,3 +213,44 @@ class LabelLedger:
     def status(self, frame_id: str) -> str | None:
         doc = self.frames.find_one({"_id": frame_id}, {"status": 1})
         return None if doc is None else doc["status"]
+
+
+def rejected_labels(frames: Any, campaign: str | None = None, limit: int = 0) -> list[dict[str, Any]]:
+    """Frames whose label was filtered (kept, not trained on) or failed, with their reasons, newest first.
+
+    Parameters
+    ----------
+    frames
+        The frames collection (``stores.frames``).
+    campaign
+        Only the frames of this campaign (``provenance.campaign``); ``None``: all.
+    limit
+        At most this many rows (0: all).
+
+    Returns
+    -------
+    list of dict
+        ``frame`` (id), ``status`` (``filtered``/``failed``), ``reason``, ``attempts``, ``iteration``,
+        ``family``, ``config_type``, ``formula`` (reduced), ``n_atoms``, ``labeler`` and ``updated_at``.
+    """
+    query: dict[str, Any] = {"status": {"$in": ["filtered", "failed"]}}
+    if campaign is not None:
+        query["provenance.campaign"] = campaign
+    fields = {"status": 1, "failure": 1, "attempts": 1, "provenance": 1, "updated_at": 1, "labeler": 1,
+              "formula": 1, "natoms": 1}
+    cursor = frames.find(query, fields).sort("updated_at", -1)
+    if limit:
+        cursor = cursor.limit(limit)
+    rows = []
+    for doc in cursor:
+        prov = doc.get("provenance") or {}
+        labeler = doc.get("labeler") or {}
+        rows.append({
+            "frame": doc["_id"], "status": doc.get("status"), "reason": doc.get("failure") or "",
+            "attempts": int(doc.get("attempts") or 0), "iteration": prov.get("iteration"),
+            "family": prov.get("family"), "config_type": prov.get("config_type"),
+            "formula": doc.get("formula"), "n_atoms": doc.get("natoms"),
+            "labeler": LabelerInfo(**labeler).describe() if labeler.get("name") else "",
+            "updated_at": doc.get("updated_at"),
+        })
+    return rows
