@@ -226,7 +226,9 @@ def launchpad_failure(stores: Stores, name: str) -> tuple[dict[str, Any], bool]:
     job = (fw.get("spec") or {}).get("_tasks", [{}])[0].get("job") or {}
     metadata = dict(job.get("metadata") or {}) if isinstance(job, dict) else {}
     reason = message.strip() if qualname.rpartition(".")[0].startswith("mlipflow") else last
-    failure = {"reason": reason or "a job failed", "job": fw.get("name"), "iteration": metadata.get("iteration"),
+    job_name = job.get("name") if isinstance(job, dict) else None
+    failure = {"reason": reason or "a job failed", "job": job_name or fw.get("name"),
+               "iteration": metadata.get("iteration"),
                "stage": metadata.get("stage"), "at": datetime.now(UTC).isoformat()}
     return failure, bool(qualname) and deterministic_failure_name(qualname)
 
