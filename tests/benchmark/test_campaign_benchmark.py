@@ -28,7 +28,7 @@ def test_benchmark_of_a_campaign_fills_every_report_section(stores, tmp_path):
     spec = {**SPEC, "name": "toy-bench",
             "structures": {**SPEC["structures"], "entries": [
                 *SPEC["structures"]["entries"],
-                {"name": "bulk", "kind": "bulk", "material": "Li2O", "supercell": False}]},
+                {"name": "bulk", "kind": "bulk", "material": "Li2O", "min_length": 4.0}]},
             "sampling": {**SPEC["sampling"], "reference_md": {
                 "entries": ["bulk"], "temperatures": [300.0], "n_steps": 20, "record_every": 4, "equilibration": 4,
                 "replicas": 2}},

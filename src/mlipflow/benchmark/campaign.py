@@ -218,6 +218,7 @@ def _trajectory_atoms(tstore: TrajectoryStore, tid: str, min_step: int) -> list[
 def _li_msd(frames: list[Atoms], dt_fs: float) -> tuple[float | None, float | None, float | None]:
     """(MSD of Li at the longest lag used (Å²), that lag (fs), D (cm²/s) if the MSD grows linearly, else None)."""
     from mlipflow.benchmark.dynamics import diffusivity, msd, species_groups, unwrap_positions
+    from mlipflow.errors import DataError
 
     groups = {k: v for k, v in species_groups(frames[0]).items() if k == "Li"}
     if not groups or len(frames) < 4:
@@ -226,11 +227,16 @@ def _li_msd(frames: list[Atoms], dt_fs: float) -> tuple[float | None, float | No
     res = msd(pos, dt_fs, groups)
     curve = np.asarray(res.msd["Li"])
     lag = res.time_fs[-1]
-    d = diffusivity(pos, dt_fs, groups, temperature_K=None)["Li"].D_cm2_s
-    # a vibrational plateau is not diffusion: report D only when the MSD keeps growing over the second half
+    # a vibrational plateau is not diffusion: a D only when the MSD keeps growing over the second half of
+    # enough lags for a fit
     half = len(curve) // 2
-    growing = len(curve) > 4 and curve[-1] > 1.5 * curve[half]
-    return float(curve[-1]), float(lag), float(d) if growing else None
+    if len(curve) < 8 or curve[-1] <= 1.5 * curve[half]:
+        return float(curve[-1]), float(lag), None
+    try:
+        d = diffusivity(pos, dt_fs, groups, temperature_K=None)["Li"].D_cm2_s
+    except DataError:
+        return float(curve[-1]), float(lag), None
+    return float(curve[-1]), float(lag), float(d)
 
 
 def reference_properties(stores: Stores, model_id: str, reference: Any, *, n_steps: int, seed: int = 0,
