@@ -129,6 +129,9 @@ def configure(verbose: bool = False, debug: bool = False, stream: IO[str] | None
     if not debug:
         handler.addFilter(NoiseFilter())
     handler.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+    # again from scratch: a warnings.catch_warnings() that exited since the last capture (pytest's, or a library's)
+    # restored warnings.showwarning behind logging's back, and captureWarnings(True) alone would then be a no-op
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
     printed = logging.getLogger(PRINT_LOGGER)
     if not any(isinstance(f, _NotALogLine) for f in printed.filters):
