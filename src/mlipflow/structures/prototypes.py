@@ -20,6 +20,8 @@ from mlipflow.structures.provenance import tag
 PROTOTYPES: dict[str, str] = {
     "Li2O": "Li2O antifluorite, Fm-3m",
     "Li2S": "Li2S antifluorite, Fm-3m",
+    "LiF": "LiF rock salt, Fm-3m",
+    "Li2CO3": "Li2CO3 zabuyelite, C2/c (molecular CO3 anions)",
     "Li": "Li metal, bcc, Im-3m",
     "LiCoO2": "LiCoO2 layered, R-3m (Li 3a, Co 3b, O 6c)",
     "LLZO-cubic": "Li7La3Zr2O12 cubic garnet (Ia-3d average), Li ordered by the tetragonal rule",
@@ -35,6 +37,9 @@ PROTOTYPES: dict[str, str] = {
 REFERENCE_BONDS: dict[str, dict[str, tuple[float, str]]] = {
     "Li2O": {"Li-O": (1.997, "a sqrt(3)/4, a = 4.6114 Å (Farley et al. 1991)")},
     "Li2S": {"Li-S": (2.472, "a sqrt(3)/4, a = 5.708 Å (Buehrer & Bill 1980)")},
+    "LiF": {"F-Li": (2.0135, "a/2, a = 4.0270 Å (Thewlis 1955)")},
+    "Li2CO3": {"C-O": (1.28, "Effenberger & Zemann 1979 (planar CO3, C-O 1.28-1.29 Å)"),
+               "Li-O": (1.90, "Effenberger & Zemann 1979 (LiO4, Li-O 1.90-2.00 Å)")},
     "Li": {"Li-Li": (3.039, "a sqrt(3)/2, a = 3.5093 Å (Berliner & Werner 1986)")},
     "LiCoO2": {"Co-O": (1.922, "Akimoto et al. 1998 (a, c, z(O) = 0.2395)"),
                "Li-O": (2.092, "Akimoto et al. 1998 (a, c, z(O) = 0.2395)")},
