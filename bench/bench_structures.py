@@ -56,7 +56,7 @@ SEARCH_CASES = [
     # name, prototype, axis, Σ, plane (None: default tilt/twist), gb_type, min grain thickness Å, min in-plane Å
     ("Li2O Σ5(210)[100] tilt", "Li2O", (1, 0, 0), 5, (0, -2, 1), "tilt", 5.0, None),
     ("Li2O Σ5(310)[100] tilt", "Li2O", (1, 0, 0), 5, (0, -1, 3), "tilt", 5.0, None),
-    ("Li2O Σ3(112)[110] tilt", "Li2O", (1, 1, 0), 3, None, "tilt", 5.0, 5.0),
+    ("Li2O Σ3(112)[110] tilt", "Li2O", (1, 1, 0), 3, (1, -1, 2), "tilt", 5.0, None),
     ("Li2O Σ3(111)[111] twist", "Li2O", (1, 1, 1), 3, None, "twist", 5.0, None),
     ("LiCoO2 Σ7(001)[001] twist", "LiCoO2", (0, 0, 1), 7, None, "twist", 8.0, None),
     ("LiCoO2 Σ3(001)[001] twist", "LiCoO2", (0, 0, 1), 3, None, "twist", 8.0, 5.0),

@@ -20,6 +20,26 @@ from mlipflow.errors import StructureError
 
 PairKey = tuple[str, str]
 
+#: Elements that are anions in the battery materials here; two of them closer than :data:`ANION_FLOOR` are broken
+#: (the shortest real contact is a peroxide O-O bond, 1.45-1.5 Å).
+ANIONS = frozenset({"N", "O", "F", "S", "Cl", "Se", "Br", "I"})
+ANION_FLOOR = 1.35  # Å
+COVALENT_FRACTION = 0.6
+
+
+def default_pair_floor(a: str, b: str, covalent_fraction: float = COVALENT_FRACTION,
+                       anion_floor: float = ANION_FLOOR) -> float:
+    """The default closest allowed distance (Å) of an element pair, the one rule of the MD monitor and the
+    pre-labeling filter: ``covalent_fraction`` x the sum of ASE's covalent radii, and at least ``anion_floor``
+    between two anions (0.5 x covalent radii alone allowed O-O at 0.66 Å)."""
+    from ase.data import chemical_symbols, covalent_radii
+
+    floor = covalent_fraction * float(covalent_radii[chemical_symbols.index(a)]
+                                      + covalent_radii[chemical_symbols.index(b)])
+    if a in ANIONS and b in ANIONS:
+        floor = max(floor, anion_floor)
+    return floor
+
 
 def pair_key(a: str, b: str) -> PairKey:
     """The sorted element pair ``(a, b)``."""
@@ -200,5 +220,18 @@ def closest_violation(structure: Structure, floors: Mapping[PairKey, float]) -> 
     return float(ratio[k]), int(centre[k]), int(neigh[k]), float(dist[k])
 
 
-__all__ = ["closest_violation", "min_floor_ratio", "molecular_bonds", "molecular_units", "neighbor_pairs",
-           "pair_floors", "pair_key", "pair_matrix", "point_charge_energy", "shortest_pair_distances", "unit_formulas"]
+__all__ = [
+    "ANIONS",
+    "closest_violation",
+    "default_pair_floor",
+    "min_floor_ratio",
+    "molecular_bonds",
+    "molecular_units",
+    "neighbor_pairs",
+    "pair_floors",
+    "pair_key",
+    "pair_matrix",
+    "point_charge_energy",
+    "shortest_pair_distances",
+    "unit_formulas",
+]

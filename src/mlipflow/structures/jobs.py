@@ -262,18 +262,40 @@ class InterfaceMaker(Maker):
 
 @dataclass
 class AmorphousMaker(Maker):
-    """Random packing at (a fraction of) the crystal density, see :mod:`mlipflow.structures.amorphous`."""
+    """Amorphous cells at (fractions of) the crystal density, see :mod:`mlipflow.structures.amorphous`.
+
+    Without ``melt_quench`` the cells are random packings (a starting point only: they are far from any minimum);
+    with it (keyword arguments of :func:`~mlipflow.structures.amorphous.melt_quench` plus ``start``: ``random``,
+    ``crystal`` or ``auto`` = the crystal when it holds molecular anions) each start is melted, quenched and
+    relaxed with the given calculator.
+    """
 
     name: str = "amorphous"
     n_atoms: int = 64
     density_scales: tuple[float, ...] = (1.0,)
     guard_scale: float = 0.7
     seed: int = 0
+    melt_quench: dict[str, Any] | None = None
 
     def generate(self, crystal: Structure) -> list[Structure]:
-        return [amorphous.amorphous_from_crystal(crystal, self.n_atoms, density_scale=d, guard_scale=self.guard_scale,
-                                                 seed=self.seed + i, entry=self.name)
-                for i, d in enumerate(self.density_scales)]
+        mq = dict(self.melt_quench or {})
+        start = mq.pop("start", "auto")
+        if start == "auto":
+            from mlipflow.structures.bonds import molecular_bonds
+
+            start = "crystal" if molecular_bonds(crystal) else "random"
+        out = []
+        for i, d in enumerate(self.density_scales):
+            if self.melt_quench is not None and start == "crystal":
+                s = amorphous.crystal_start(crystal, self.n_atoms, d, entry=self.name)
+            else:
+                s = amorphous.amorphous_from_crystal(crystal, self.n_atoms, density_scale=d,
+                                                     guard_scale=self.guard_scale, seed=self.seed + i,
+                                                     entry=self.name)
+            if self.melt_quench is not None:
+                s = amorphous.melt_quench(s, seed=self.seed + i, entry=self.name, **mq)
+            out.append(s)
+        return out
 
     @job
     def make(self, crystal: Structure) -> list[Structure]:
@@ -282,7 +304,8 @@ class AmorphousMaker(Maker):
 
 @dataclass
 class MixtureMaker(Maker):
-    """Amorphous two-phase mixtures at several stoichiometries.
+    """Amorphous two-phase mixtures at several stoichiometries, optionally melt-quenched (``melt_quench`` as for
+    :class:`AmorphousMaker`; mixtures always start from a random packing).
 
     See :func:`~mlipflow.structures.amorphous.amorphous_mixture`.
     """
@@ -292,10 +315,15 @@ class MixtureMaker(Maker):
     n_atoms: int = 100
     guard_scale: float = 0.7
     seed: int = 0
+    melt_quench: dict[str, Any] | None = None
 
     def generate(self, phase_a: Structure, phase_b: Structure) -> list[Structure]:
-        return amorphous.amorphous_mixture(phase_a, phase_b, self.fractions, self.n_atoms, self.guard_scale,
-                                           self.seed, self.name)
+        cells = amorphous.amorphous_mixture(phase_a, phase_b, self.fractions, self.n_atoms, self.guard_scale,
+                                            self.seed, self.name)
+        if self.melt_quench is None:
+            return cells
+        mq = {k: v for k, v in self.melt_quench.items() if k != "start"}
+        return [amorphous.melt_quench(s, seed=self.seed + k, entry=self.name, **mq) for k, s in enumerate(cells)]
 
     @job
     def make(self, phase_a: Structure, phase_b: Structure) -> list[Structure]:

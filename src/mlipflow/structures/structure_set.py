@@ -291,6 +291,23 @@ class InterfaceEntry(_Entry):
             max_candidates=self.max_candidates, max_atoms=None, terminations=self.terminations, interdiffusion=inter)
 
 
+class MeltQuenchSpec(_Model):
+    """Melt, quench and relax amorphous starting cells (:func:`~mlipflow.structures.amorphous.melt_quench`)."""
+
+    calculator: str = Field("chgnet", description="chgnet (or another surrogate name), model:<id> for the current "
+                                                  "MLIP, mace:<path>; never above ~130 atoms with CHGNet here")
+    start: Literal["auto", "random", "crystal"] = Field(
+        "auto", description="random packing, crystal supercell, or auto: the crystal when it has molecular anions")
+    melt_temperature: float = Field(2000.0, gt=0, description="K")
+    final_temperature: float = Field(300.0, gt=0, description="K")
+    heat_steps: int = Field(100, ge=0)
+    hold_steps: int = Field(400, ge=0)
+    quench_steps: int = Field(400, ge=0)
+    anneal_steps: int = Field(100, ge=0)
+    timestep: float = Field(1.0, gt=0, description="fs")
+    relax_steps: int = Field(50, ge=0, description="FIRE steps of the positions after the quench")
+
+
 class AmorphousEntry(_Entry):
     kind: Literal["amorphous"] = "amorphous"
     material: str
@@ -298,10 +315,12 @@ class AmorphousEntry(_Entry):
     density_scales: list[float] = [1.0]
     guard_scale: float = 0.7
     seed: int = 0
+    melt_quench: MeltQuenchSpec | None = Field(None, description="melt-quench the starts (else random packings)")
 
     def maker(self, cutoff: float, limit: int) -> jobs.AmorphousMaker:
         return jobs.AmorphousMaker(name=self.name, n_atoms=self.n_atoms, density_scales=tuple(self.density_scales),
-                                   guard_scale=self.guard_scale, seed=self.seed)
+                                   guard_scale=self.guard_scale, seed=self.seed,
+                                   melt_quench=None if self.melt_quench is None else self.melt_quench.model_dump())
 
 
 class MixtureEntry(_Entry):
@@ -311,13 +330,15 @@ class MixtureEntry(_Entry):
     n_atoms: int = 100
     guard_scale: float = 0.7
     seed: int = 0
+    melt_quench: MeltQuenchSpec | None = Field(None, description="melt-quench the random packings")
 
     def inputs(self) -> list[str]:
         return list(self.phases)
 
     def maker(self, cutoff: float, limit: int) -> jobs.MixtureMaker:
         return jobs.MixtureMaker(name=self.name, fractions=tuple(self.fractions), n_atoms=self.n_atoms,
-                                 guard_scale=self.guard_scale, seed=self.seed)
+                                 guard_scale=self.guard_scale, seed=self.seed,
+                                 melt_quench=None if self.melt_quench is None else self.melt_quench.model_dump())
 
 
 Entry = Annotated[
