@@ -97,3 +97,17 @@ def test_ewald_ordering_refuses_fractional_counts():
     s = Structure(Lattice.cubic(4.0), [{"Li": 0.3}, "O"], [(0, 0, 0), (0.5, 0.5, 0.5)])
     with pytest.raises(StructureError, match="supercell"):
         order_by_ewald(s, entry="mine")
+
+
+def test_anion_site_exchange_is_a_parameter_of_the_ordering():
+    """Li6PS5Cl with a quarter of the free S2-/Cl- sites exchanged; PS4 sulfur stays in PS4."""
+    from mlipflow.structures.bonds import molecular_bonds, molecular_units, unit_formulas
+    from mlipflow.structures.structure_set import MaterialSpec, load_material
+
+    spec = MaterialSpec(prototype="Li6PS5Cl", order={"seed": 0, "exchange": {"elements": ["S", "Cl"],
+                                                                             "fraction": 0.25}})
+    s = load_material("lpscl", spec)
+    groups = s.properties["provenance"]["ordered_groups"]
+    assert groups["Cl0.25/S0.75/S site"] == {"Cl": 1, "S": 3} and groups["Cl0.75/S0.25/Cl site"] == {"Cl": 3, "S": 1}
+    assert s.composition == load_prototype("Li6PS5Cl").composition
+    assert unit_formulas(s, molecular_units(s, molecular_bonds(s)))["PS4"] == 4

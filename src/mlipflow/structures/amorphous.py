@@ -350,7 +350,10 @@ def melt_quench(
     n_steps = schedule.n_steps
     settings = MDSettings(ensemble="nvt_langevin", timestep=timestep, n_steps=n_steps,
                           record_every=max(1, n_steps // 10), friction=friction, seed=seed, store_forces=False)
-    result, frames = run_md(start, calc, schedule, settings, monitors=[MinDistanceMonitor(covalent_fraction=0.4)],
+    # a guard against a blown-up potential only: a melt may form real short bonds (O2 at 1.21 Å), so no anion floor
+    elements = sorted({el.symbol for el in start.composition.elements})
+    guard = {f"{a}-{b}": 0.4 * (_covalent(a) + _covalent(b)) for i, a in enumerate(elements) for b in elements[i:]}
+    result, frames = run_md(start, calc, schedule, settings, monitors=[MinDistanceMonitor(floors=guard)],
                             keep_frames=True)
     if result.stop_reason != "completed" or not frames:
         raise StructureError(f"{entry}: the melt-quench stopped at step {result.stop_step} ({result.stop_reason}); "

@@ -96,7 +96,8 @@ def order_by_ewald(
     groups: dict[tuple, list[int]] = {}
     for i, site in enumerate(s):
         if not site.is_ordered or sum(site.species.values()) < 1 - 1e-6:
-            groups.setdefault(_occupancy_key(site), []).append(i)
+            key = (*_occupancy_key(site), ("orbit", str(site.properties.get("orbit", ""))))
+            groups.setdefault(key, []).append(i)
     fixed = [i for i in range(len(s)) if not any(i in g for g in groups.values())]
     # candidate assignment: per group, a list of labels (element or None for a vacancy)
     labels: dict[tuple, list[str | None]] = {}
@@ -104,6 +105,8 @@ def order_by_ewald(
         n = len(members)
         pool: list[str | None] = []
         for el, occ in key:
+            if el == "orbit":
+                continue
             want = n * occ
             k = round(want)
             if abs(want - k) > occupancy_tolerance:
@@ -124,7 +127,7 @@ def order_by_ewald(
             if el is not None:
                 counts_all[el] = counts_all.get(el, 0) + 1
     oxi = _oxidation_states(Composition(counts_all), oxidation_states, where)
-    missing = {el for key in groups for el, _ in key} - set(oxi)
+    missing = {el for key in groups for el, _ in key if el != "orbit"} - set(oxi)
     if missing:
         raise StructureError(f"{where}: no oxidation state for {sorted(missing)}; give oxidation_states")
     fixed_q = {i: sum(oxi[sp.symbol] * x for sp, x in s[i].species.items()) for i in fixed}
@@ -162,8 +165,8 @@ def order_by_ewald(
             species.append(next(iter(site.species)).symbol)
             coords.append(site.frac_coords)
     ordered = Structure(Lattice(s.lattice.matrix), species, coords).get_sorted_structure()
-    counts = {"/".join(f"{el}{occ:g}" for el, occ in key): {str(k): labels[key].count(k) for k in set(labels[key])
-                                                             if k is not None} for key in keys}
+    counts = {"/".join(f"{el}{occ:g}" if el != "orbit" else str(occ) for el, occ in key if occ != ""):
+              {str(k): labels[key].count(k) for k in set(labels[key]) if k is not None} for key in keys}
     return tag(ordered, "bulk", f"{_MOD}.order_by_ewald",
                {"seed": seed, "supercell": list(supercell) if supercell is not None else None,
                 "oxidation_states": oxi, "n_sweeps": n_sweeps, "n_restarts": n_restarts},
@@ -218,3 +221,31 @@ def _anneal(matrix: np.ndarray, q: np.ndarray, assign: dict[int, str | None], gr
 
 
 __all__ = ["order_by_ewald"]
+
+
+def exchange_sites(structure: Structure, a: str, b: str, fraction: float, entry: str = "") -> Structure:
+    """Anti-site disorder between two elements, as partial occupancies to order with :func:`order_by_ewald`.
+
+    Every site of ``a`` not bound in a molecular unit (e.g. the free S2- of an argyrodite, not the S of PS4) gets
+    occupancy ``{a: 1 - x_a, b: x_a}`` and every free site of ``b`` gets ``{b: 1 - x_b, a: x_b}``, with the same
+    number of atoms exchanged each way: ``fraction`` of the smaller of the two site sets (0.25 = a quarter of
+    the Cl of Li6PS5Cl on S2- sites and as many S2- on Cl sites).  The composition is unchanged.
+    """
+    from mlipflow.structures.bonds import molecular_bonds, molecular_units
+
+    where = entry or structure.composition.reduced_formula
+    if not 0.0 <= fraction <= 1.0:
+        raise StructureError(f"{where}: exchange fraction must be in [0, 1], got {fraction}")
+    s = structure.copy()
+    units = molecular_units(s, molecular_bonds(s))
+    bound = {i for u in units if len(u) > 1 for i in u}
+    sites_a = [i for i, x in enumerate(s) if x.specie.symbol == a and i not in bound]
+    sites_b = [i for i, x in enumerate(s) if x.specie.symbol == b and i not in bound]
+    if not sites_a or not sites_b:
+        raise StructureError(f"{where}: no free {a} or {b} sites to exchange (sites of molecular units are kept)")
+    n = fraction * min(len(sites_a), len(sites_b))
+    for sites, own, other in ((sites_a, a, b), (sites_b, b, a)):
+        x = n / len(sites)
+        for i in sites:
+            s.replace(i, {own: 1.0 - x, other: x} if x > 0 else own, properties={"orbit": f"{own} site"})
+    return s

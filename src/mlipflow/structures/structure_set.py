@@ -62,11 +62,20 @@ class _Model(BaseModel):
         return data
 
 
+class ExchangeSpec(_Model):
+    """Anti-site disorder between two free anions or cations (:func:`~mlipflow.structures.ordering.exchange_sites`),
+    e.g. ``{elements: [S, Cl], fraction: 0.25}`` for Li6PS5Cl (the S of PS4 is never exchanged)."""
+
+    elements: tuple[str, str]
+    fraction: float = Field(ge=0.0, le=1.0, description="share of the smaller site set exchanged (0: ordered)")
+
+
 class OrderSpec(_Model):
     """How a structure with partial occupancies becomes an ordered cell (:func:`~mlipflow.structures.ordering.
     order_by_ewald`): whole atoms per site group, lowest Ewald energy of formal charges, seeded."""
 
     seed: int = Field(0, description="seed of the annealing")
+    exchange: ExchangeSpec | None = Field(None, description="disorder two elements first (the disorder level)")
     supercell: tuple[int, int, int] | None = Field(None, description="repeat the cell before ordering")
     oxidation_states: dict[str, float] | None = Field(None, description="formal charges (e); default: guessed")
 
@@ -83,6 +92,7 @@ class MaterialSpec(_Model):
     file: str | None = Field(None, validation_alias=AliasChoices("file", "cif", "path", "structure", "poscar"),
                              description="your own structure file: CIF, POSCAR, extxyz (aliases cif, path, structure)")
     order: OrderSpec | None = Field(None, description="order partial occupancies by the Ewald rule")
+    primitive: bool = Field(False, description="use the primitive cell (e.g. the 96-atom garnet instead of 192)")
 
     @model_validator(mode="after")
     def _one_source(self) -> MaterialSpec:
@@ -456,7 +466,10 @@ class StructureSet:
 def load_material(name: str, m: MaterialSpec) -> Structure:
     """The crystal of a material (a prototype, or a structure file read with pymatgen, ordered if asked)."""
     if m.prototype:
-        return load_prototype(m.prototype)
+        s = load_prototype(m.prototype)
+        if m.order is not None and m.order.exchange is not None:
+            s = _ordered(name, s, m.order)
+        return _primitive(s) if m.primitive else s
     path = Path(m.file or "")
     if not path.is_file():
         raise StructureError(f"material {name!r}: file {path} does not exist")
@@ -473,19 +486,42 @@ def load_material(name: str, m: MaterialSpec) -> Structure:
     if len(s) == 0 or s.volume <= 1e-6 or not np.isfinite(s.frac_coords).all():
         raise StructureError(f"material {name!r}: {path} holds no usable cell (atoms: {len(s)}, volume "
                              f"{s.volume:.3g} Å^3)")
-    if not s.is_ordered:
+    if not s.is_ordered or (m.order is not None and m.order.exchange is not None):
         if m.order is None:
             raise StructureError(
                 f"material {name!r}: {path} has partial occupancies ({s.composition.formula}); add "
                 "`order: {seed: 0}` to order them by the Ewald rule (see mlipflow.structures.ordering), or give an "
                 "ordered cell")
-        from mlipflow.structures.ordering import order_by_ewald
-
-        s = order_by_ewald(s, seed=m.order.seed, supercell=m.order.supercell,
-                           oxidation_states=m.order.oxidation_states, entry=f"material {name!r}")
+        s = _ordered(name, s, m.order)
         s.properties["provenance"]["parameters"]["file"] = str(path)
-        return s
-    return tag(s, "bulk", "file", {"file": str(path)}, str(path), label=f"file {path.name}")
+        return _primitive(s) if m.primitive else s
+    s = tag(s, "bulk", "file", {"file": str(path)}, str(path), label=f"file {path.name}")
+    return _primitive(s) if m.primitive else s
+
+
+def _ordered(name: str, s: Structure, order: OrderSpec) -> Structure:
+    from mlipflow.structures.ordering import exchange_sites, order_by_ewald
+
+    where = f"material {name!r}"
+    if order.exchange is not None:
+        a, b = order.exchange.elements
+        s = exchange_sites(s, a, b, order.exchange.fraction, entry=where)
+    ordered = order_by_ewald(s, seed=order.seed, supercell=order.supercell,
+                             oxidation_states=order.oxidation_states, entry=where)
+    if order.exchange is not None:
+        ordered.properties["provenance"]["exchange"] = order.exchange.model_dump()
+    return ordered
+
+
+def _primitive(s: Structure) -> Structure:
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    prim = SpacegroupAnalyzer(s, symprec=0.01).find_primitive() or s.copy()
+    prim.properties = dict(s.properties)
+    prov = dict(prim.properties.get("provenance") or {})
+    prov["label"] = f"{prov.get('label', s.composition.reduced_formula)} (primitive, {len(prim)} atoms)"
+    prim.properties["provenance"] = prov
+    return prim
 
 
 def section_elements(section: StructureSetSpec | dict | str | Path) -> set[str]:
