@@ -188,6 +188,43 @@ def bench_interfaces() -> list[dict]:
     return rows
 
 
+def bench_melt_quench(use_chgnet: bool) -> list[dict]:
+    """Amorphous Li3PS4 (32 atoms) with CHGNet: random packing vs melt-quench from a random packing and from the
+    crystal (2000 K, 25 + 100 + 100 + 25 steps of 1 fs, 30 FIRE steps)."""
+    if not use_chgnet:
+        return []
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from mlipflow.labeling.surrogate import SurrogateLabeler
+    from mlipflow.structures.amorphous import amorphous_from_crystal, crystal_start, melt_quench
+    from mlipflow.structures.bonds import molecular_bonds, molecular_units, unit_formulas
+
+    calc = SurrogateLabeler("chgnet").ase_calculator()
+    lps = load_prototype("Li3PS4")
+
+    def energy_force(s):
+        atoms = AseAtomsAdaptor.get_atoms(s)
+        atoms.calc = calc
+        return atoms.get_potential_energy() / len(atoms), float(np.abs(atoms.get_forces()).max())
+
+    e_crystal, _ = energy_force(lps)
+    bonds = molecular_bonds(lps)
+    rows = []
+    for label, start in (("random packing", amorphous_from_crystal(lps, n_atoms=32, seed=0)),
+                         ("crystal start", crystal_start(lps, 32))):
+        e0, f0 = energy_force(start)
+        t0 = time.perf_counter()
+        s = melt_quench(start, calc, 2000, 300, 25, 100, 100, 25, relax_steps=30)
+        mq = s.properties["provenance"]["melt_quench"]
+        rows.append({"start": label, "atoms": len(s), "start_dE_eV_atom": round(e0 - e_crystal, 4),
+                     "start_max_force": round(f0, 3), "seconds": round(time.perf_counter() - t0, 1),
+                     "dE_vs_crystal_eV_atom": round(mq["energy_per_atom_eV"] - e_crystal, 4),
+                     "max_force_eV_A": round(mq["max_force_eV_A"], 3),
+                     "units": dict(unit_formulas(s, molecular_units(s, bonds)))})
+        print(f"melt-quench Li3PS4 from {label}: {rows[-1]}", flush=True)
+    return rows
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
@@ -198,6 +235,7 @@ def main() -> None:
         "grain_boundaries": bench_gb(),
         "interfaces": bench_interfaces(),
         "gb_translation_search": bench_translation_search("--no-chgnet" not in sys.argv),
+        "melt_quench": bench_melt_quench("--no-chgnet" not in sys.argv),
     }
     result["machine"]["load_average_end"] = os.getloadavg()
     result["total_s"] = round(time.perf_counter() - t0, 3)

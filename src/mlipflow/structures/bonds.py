@@ -198,6 +198,57 @@ def unit_formulas(structure: Structure, units: list[list[int]]) -> Counter:
     return out
 
 
+def unit_centres(formulas: set[str] | Counter) -> dict[str, str]:
+    """Formula -> centre element (the one occurring once, e.g. C of CO3) of multi-atom units."""
+    import re
+
+    out = {}
+    for formula in formulas:
+        counts = Counter({m[0]: int(m[1] or 1) for m in re.findall(r"([A-Z][a-z]?)(\d*)", formula)})
+        if sum(counts.values()) > 1:
+            out[formula] = min(counts, key=lambda el: (counts[el], el))
+    return out
+
+
+def reunite_units(s: Structure, bonds: Mapping[PairKey, float], repeat: np.ndarray, expected: set[str],
+                  members: set[int] | None = None, tolerance: float = 1.25) -> int:
+    """Move lone ligand atoms by ``+repeat`` or ``-repeat`` (Å) back to the molecular unit they were cut from.
+
+    A cell cut from a crystal by planes (a slab, a grain) holds whole repeats of the crystal, so a unit (PS4, CO3)
+    cut by one plane has its missing ligands one ``repeat`` away, at the other plane.  Each lone ligand (a unit of
+    one atom that is not a centre element) that lands within ``tolerance`` x the bond length of the centre of an
+    incomplete unit after the move is moved there (in place).  ``members`` limits the atoms considered (one
+    grain).  Returns the number of atoms moved.
+    """
+    centres = set(unit_centres(expected).values())
+    allowed = set(range(len(s))) if members is None else set(members)
+    moved_total = 0
+    for _ in range(4):
+        units = molecular_units(s, bonds, tolerance)
+        broken = [u for u in units if unit_formulas(s, [u]).most_common(1)[0][0] not in expected]
+        heads = [i for u in broken for i in u if s[i].specie.symbol in centres and i in allowed]
+        lone = [u[0] for u in units if len(u) == 1 and u[0] in allowed and s[u[0]].specie.symbol not in centres]
+        moved = 0
+        for j in lone:
+            el = s[j].specie.symbol
+            for h in heads:
+                length = bonds.get(pair_key(el, s[h].specie.symbol))
+                if length is None:
+                    continue
+                target = next((s[j].coords + sign * repeat for sign in (1.0, -1.0)
+                               if s.lattice.get_distance_and_image(
+                                   s.lattice.get_fractional_coords(s[j].coords + sign * repeat), s[h].frac_coords)[0]
+                               <= tolerance * length), None)
+                if target is not None:
+                    s.replace(j, s[j].species, coords=target, coords_are_cartesian=True, properties=s[j].properties)
+                    moved += 1
+                    break
+        moved_total += moved
+        if not moved:
+            break
+    return moved_total
+
+
 def closest_violation(structure: Structure, floors: Mapping[PairKey, float]) -> tuple[float, int, int, float]:
     """The pair with the smallest ratio distance / floor.
 
@@ -232,6 +283,8 @@ __all__ = [
     "pair_key",
     "pair_matrix",
     "point_charge_energy",
+    "reunite_units",
     "shortest_pair_distances",
+    "unit_centres",
     "unit_formulas",
 ]

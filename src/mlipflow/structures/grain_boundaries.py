@@ -50,11 +50,15 @@ from mlipflow.errors import StructureError
 from mlipflow.structures.bonds import (
     closest_violation,
     min_floor_ratio,
+    molecular_bonds,
+    molecular_units,
     pair_floors,
     pair_key,
     pair_matrix,
     point_charge_energy,
+    reunite_units,
     shortest_pair_distances,
+    unit_formulas,
 )
 from mlipflow.structures.provenance import clean_copy, net_charge, perpendicular_widths, tag
 
@@ -145,6 +149,17 @@ class _Lattice:
 
 def _lattice(structure: Structure, entry: str) -> _Lattice:
     conv = _conventional(structure)
+    if not _metrically_cubic(conv) and _metrically_cubic(structure):
+        conv = clean_copy(structure)  # a low-symmetry ordering (P1) whose standard cell is not the cube
+    if _metrically_cubic(conv):
+        # an ordered cell of a cubic average structure (Li-ordered garnet, argyrodite: I4_1/acd, P1): the CSL is a
+        # property of the lattice, which is cubic; pymatgen reads the lattice type from the atoms, so it is built
+        # on a one-atom cubic proxy and then given the real cell
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gen = GrainBoundaryGenerator(Structure(conv.lattice, ["Li"], [[0, 0, 0]]), symprec=0.1)
+        gen.initial_structure = conv
+        return _Lattice(conv, "c", None, gen)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -152,14 +167,8 @@ def _lattice(structure: Structure, entry: str) -> _Lattice:
         except (ValueError, RuntimeError) as exc:
             raise StructureError(f"{entry}: no CSL grain boundaries for {structure.composition.reduced_formula}: "
                                  f"{exc}") from None
-    lat_type = gen.lat_type
-    if lat_type != "c" and _metrically_cubic(conv):
-        lat_type = "c"  # an ordered cell of a cubic average structure (e.g. Li-ordered garnet): the CSL is cubic
-        gen.lat_type = "c"
-    ratio = None
-    if lat_type in ("t", "h", "r", "o"):
-        ratio = gen.get_ratio(max_denominator=5)
-    return _Lattice(conv, lat_type, ratio, gen)
+    ratio = gen.get_ratio(max_denominator=5) if gen.lat_type in ("t", "h", "r", "o") else None
+    return _Lattice(conv, gen.lat_type, ratio, gen)
 
 
 def _to_generator_indices(lat: _Lattice, hkl: Sequence[int], kind: str) -> tuple[int, ...]:
@@ -243,8 +252,10 @@ def possible_sigmas(
 
 
 def _impossible(entry: str, sigma: int, axis: Sequence[int], lat: _Lattice, available: dict, limit: int) -> str:
-    return (f"{entry}: Σ{sigma} is impossible for rotation axis {list(axis)} of a {_LATTICES[lat.lat_type]} "
-            f"lattice; possible Σ ≤ {limit}: {', '.join(map(str, sorted(available))) or 'none'}")
+    name = _LATTICES[lat.lat_type]
+    article = "an" if name[0] in "aeiou" else "a"
+    return (f"{entry}: Σ{sigma} is impossible for rotation axis {list(axis)} of {article} {name} lattice; "
+            f"possible Σ ≤ {limit}: {', '.join(map(str, sorted(available))) or 'none'}")
 
 
 def list_gb_candidates(
@@ -475,38 +486,62 @@ def _relax(structure: Structure, calc, steps: int, fmax: float) -> tuple[Structu
     return relaxed, energy
 
 
-def _remove_overlaps(trial: Structure, floors: dict, conv: Structure, normal: np.ndarray) -> tuple[Structure, int]:
-    """Remove atoms of pairs closer than their floors, then complete whole formula units; returns the cell and
-    the number of formula units removed."""
+def _remove_overlaps(trial: Structure, floors: dict, conv: Structure, bonds: dict) -> tuple[Structure, int]:
+    """Remove the atoms (whole molecular units) of pairs closer than their floors, then complete whole formula
+    units with the units nearest the boundary planes; returns the cell and the formula units removed."""
     s = trial.copy()
-    removed: list[int] = []
+
+    def unit_list(x: Structure) -> tuple[list[list[int]], dict[int, int]]:
+        units = molecular_units(x, bonds)
+        return units, {i: k for k, u in enumerate(units) for i in u}
+
+    units, unit_of = unit_list(s)
+    removed = False
     while True:
         ratio, i, j, _ = closest_violation(s, floors)
         if ratio >= 1.0:
             break
-        # drop the atom with more violating neighbours (ties: the higher index, i.e. of grain 2)
         counts = []
-        for k in (i, j):
+        for k in (i, j):  # drop the unit of the atom with more violating neighbours
             neigh = s.get_neighbors(s[k], max(floors.values()))
             counts.append(sum(n.nn_distance < floors[pair_key(s[k].specie.symbol, n.specie.symbol)] for n in neigh))
         k = i if counts[0] > counts[1] else j
-        removed.append(k)
-        s.remove_sites([k])
+        s.remove_sites(sorted(units[unit_of[k]]))
+        units, unit_of = unit_list(s)
+        removed = True
     if not removed:
         return s, 0
-    formula, _ = conv.composition.get_reduced_composition_and_factor()
-    lost = trial.composition - s.composition
-    k_units = max(math.ceil(lost[el] / formula[el] - 1e-9) for el in formula.elements)
-    extra = {str(el): round(k_units * formula[el] - lost[el]) for el in formula.elements}
-    # remove the further ions nearest to the boundary planes (c fractions 0 and 0.5)
+    bulk_units = unit_formulas(conv, molecular_units(conv, bonds))
+    g = reduce(math.gcd, bulk_units.values())
+    per_fu = {f: n // g for f, n in bulk_units.items()}
+    have = unit_formulas(trial, molecular_units(trial, bonds))
+    now = unit_formulas(s, units)
+    lost = {f: have[f] - now.get(f, 0) for f in per_fu}
+    k_units = max(math.ceil(lost[f] / n - 1e-9) for f, n in per_fu.items())
+    extra = {f: k_units * n - lost[f] for f, n in per_fu.items()}
     zc = s.frac_coords[:, 2] % 1.0
     depth = np.minimum.reduce([np.abs(zc), np.abs(zc - 0.5), np.abs(zc - 1.0)])
-    drop = []
-    for el, n in extra.items():
-        idx = [i for i in np.argsort(depth) if s[int(i)].specie.symbol == el][:n]
-        drop += [int(i) for i in idx]
+    drop: list[int] = []
+    for f, n in extra.items():
+        cands = sorted((u for u in units if unit_formulas(s, [u]).most_common(1)[0][0] == f),
+                       key=lambda u: float(np.min(depth[u])))
+        for u in cands[:n]:
+            drop += u
     s.remove_sites(sorted(drop))
     return s, k_units
+
+
+def _reunite_grains(base: Structure, top: np.ndarray, bonds: dict, expected: set[str], normal: np.ndarray,
+                    gap: float) -> int:
+    """Molecular units cut where pymatgen cut each grain from the crystal: ligands back to their centres, one
+    grain repeat (half the bicrystal's c without the build gaps) away (in place)."""
+    if not bonds:
+        return 0
+    repeat = (base.lattice.matrix[2] - 2 * gap * normal) / 2.0
+    moved = 0
+    for grain in (top, ~top):
+        moved += reunite_units(base, bonds, repeat, expected, members=set(np.where(grain)[0].tolist()))
+    return moved
 
 
 def grain_boundary_translations(
@@ -616,6 +651,12 @@ def grain_boundary_translations(
     bulk_d = shortest_pair_distances(conv, 8.0)
     elements = sorted({sp.symbol for sp in conv.species})
     floors = pair_floors(bulk_d, elements, overlap_fraction)
+    bonds = molecular_bonds(conv)
+    expected = set(unit_formulas(conv, molecular_units(conv, bonds)))
+    _reunite_grains(base, top, bonds, expected, normal, _BUILD_GAP)
+    if bonds and set(unit_formulas(base, molecular_units(base, bonds))) - expected:
+        raise StructureError(f"{entry}: the grains of the Σ{gb.sigma} boundary cut molecular units that cannot be "
+                             "reunited; try another plane or Σ")
     group = _shift_group(base, top, normal)
     shifts = _shift_grid(base, group, search.in_plane_step)
     floor_matrix = pair_matrix([x.specie.symbol for x in base], floors)
@@ -629,7 +670,7 @@ def grain_boundary_translations(
     if not passed:
         best = sorted(trials, key=lambda t: -t.ratio)[:3]
         for t in best:
-            s, removed_units = _remove_overlaps(t.structure(base), floors, conv, normal)
+            s, removed_units = _remove_overlaps(t.structure(base), floors, conv, bonds)
             t._structure, t.cart, t.matrix = s, s.cart_coords, s.lattice.matrix
             t.ratio = closest_violation(s, floors)[0]
         passed = [t for t in best if t.ratio >= 1.0]

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -47,6 +46,7 @@ from mlipflow.structures.bonds import (
     pair_key,
     pair_matrix,
     point_charge_energy,
+    reunite_units,
     shortest_pair_distances,
     unit_formulas,
 )
@@ -192,57 +192,13 @@ def _side(structure: Structure) -> _Side:
     return _Side(structure, bonds, units, oxi)
 
 
-def _unit_centres(units: Counter) -> dict[str, str]:
-    """Formula -> centre element (the one occurring once, e.g. C of CO3) of the molecular units."""
-    out = {}
-    for formula in units:
-        counts = Counter(dict((m[0], int(m[1] or 1)) for m in re.findall(r"([A-Z][a-z]?)(\d*)", formula)))
-        if sum(counts.values()) > 1:
-            out[formula] = min(counts, key=lambda el: (counts[el], el))
-    return out
-
-
 def _repair_slab(slab, bonds: dict) -> None:
-    """Reunite molecular units that a slab's termination plane cut (in place).
-
-    A slab is a whole number of oriented cells, so the ligands cut off a unit at one surface sit at the other
-    surface, one slab repeat ``T`` away: each lone ligand atom that bonds to an incomplete unit's centre after a
-    move by ``+T`` or ``-T`` is moved there, so the unit ends whole on the side of its centre atom (a non-planar,
-    unit-preserving termination).
-    """
+    """Reunite molecular units that a slab's termination plane cut (in place): the slab is a whole number of
+    oriented cells, so the ligands cut off at one surface sit one slab repeat away at the other; see
+    :func:`~mlipflow.structures.bonds.reunite_units` (the unit ends on the side of its centre atom)."""
     ouc = slab.oriented_unit_cell
     repeat = round(len(slab) / len(ouc)) * ouc.lattice.matrix[2]
-    expected = set(unit_formulas(ouc, molecular_units(ouc, bonds)))
-    centre_of = _unit_centres(Counter(expected))
-    centres = set(centre_of.values())
-    for _ in range(4):
-        units = molecular_units(slab, bonds)
-        broken = [u for u in units if unit_formulas(slab, [u]).most_common(1)[0][0] not in expected]
-        heads = [i for u in broken for i in u if slab[i].specie.symbol in centres]
-        lone = [u[0] for u in units if len(u) == 1 and slab[u[0]].specie.symbol not in centres]
-        if not heads or not lone:
-            return
-        moved = False
-        for j in lone:
-            el = slab[j].specie.symbol
-            for h in heads:
-                length = bonds.get(pair_key(el, slab[h].specie.symbol))
-                if length is None:
-                    continue
-                for sign in (1.0, -1.0):
-                    trial = slab[j].coords + sign * repeat
-                    d = slab.lattice.get_distance_and_image(slab.lattice.get_fractional_coords(trial),
-                                                            slab[h].frac_coords)[0]
-                    if d <= 1.25 * length:
-                        slab.replace(j, slab[j].species, coords=trial, coords_are_cartesian=True,
-                                     properties=slab[j].properties)
-                        moved = True
-                        break
-                else:
-                    continue
-                break
-        if not moved:
-            return
+    reunite_units(slab, bonds, repeat, set(unit_formulas(ouc, molecular_units(ouc, bonds))))
 
 
 @contextlib.contextmanager
