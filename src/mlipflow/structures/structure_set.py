@@ -524,6 +524,21 @@ def _primitive(s: Structure) -> Structure:
     return prim
 
 
+def _load_materials(model: StructureSetSpec) -> dict[str, Structure]:
+    """The materials the entries use; an unreadable one names the first entry using it and its file and line."""
+    out = {}
+    for entry in model.entries:
+        for name in entry.inputs():
+            if name in out:
+                continue
+            try:
+                out[name] = load_material(name, model.materials[name])
+            except StructureError as exc:
+                used = f" (used by entry {entry.name!r} at {entry.origin})" if entry.origin else ""
+                raise StructureError(f"{exc}{used}") from None
+    return out
+
+
 def section_elements(section: StructureSetSpec | dict | str | Path) -> set[str]:
     """The chemical elements of a structure section, from its materials (and dopants), building no cell.
 
@@ -531,10 +546,9 @@ def section_elements(section: StructureSetSpec | dict | str | Path) -> set[str]:
     reported here, naming the material).
     """
     model = load_spec(section)
-    used = {r for e in model.entries for r in e.inputs()}
     elements: set[str] = set()
-    for name in sorted(used):
-        elements |= {el.symbol for el in load_material(name, model.materials[name]).composition.elements}
+    for s in _load_materials(model).values():
+        elements |= {el.symbol for el in s.composition.elements}
     for e in model.entries:
         elements |= e.added_elements()
     return elements
@@ -606,8 +620,7 @@ def build_structure_set(spec: StructureSetSpec | dict | str | Path) -> Structure
         when the section came from a file, its file and line.
     """
     model = load_spec(spec)
-    used = {r for e in model.entries for r in e.inputs()}
-    materials = {name: load_material(name, m) for name, m in model.materials.items() if name in used}
+    materials = _load_materials(model)
     out = StructureSet()
     for entry in model.entries:
         try:
