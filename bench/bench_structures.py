@@ -205,7 +205,7 @@ def bench_melt_quench(use_chgnet: bool) -> list[dict]:
     def energy_force(s):
         atoms = AseAtomsAdaptor.get_atoms(s)
         atoms.calc = calc
-        return atoms.get_potential_energy() / len(atoms), float(np.abs(atoms.get_forces()).max())
+        return float(atoms.get_potential_energy()) / len(atoms), float(np.abs(atoms.get_forces()).max())
 
     e_crystal, _ = energy_force(lps)
     bonds = molecular_bonds(lps)

@@ -385,9 +385,11 @@ def crystal_start(crystal: Structure, n_atoms: int, density_scale: float = 1.0, 
     from mlipflow.structures.provenance import clean_copy, perpendicular_widths
 
     base = clean_copy(crystal)
-    edge = (n_atoms * base.volume / len(base)) ** (1.0 / 3.0)
     widths = perpendicular_widths(base)
-    scale = [max(1, round(edge / w)) for w in widths]
+    scale = [1, 1, 1]
+    while len(base) * int(np.prod(scale)) < 0.75 * n_atoms:  # repeat along the thinnest direction first
+        k = int(np.argmin([w * n for w, n in zip(widths, scale, strict=True)]))
+        scale[k] += 1
     s = base.make_supercell(scale, in_place=False)
     if density_scale != 1.0:
         s.scale_lattice(s.volume / density_scale)
