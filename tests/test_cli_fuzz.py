@@ -136,9 +136,6 @@ def _preview_file(tmp_path: Path, k: int, cif: bytes) -> Path:
     return path
 
 
-@pytest.mark.xfail(reason="src/mlipflow/structures/ (another helper's part of issue 17): a broken CIF or structure "
-                          "YAML still raises from pymatgen or PyYAML; the CLI shows it as one 'internal error' line",
-                   strict=False)
 @pytest.mark.parametrize("seed", [0])
 def test_structures_preview_answers_broken_cifs_and_files_with_one_error_and_writes_nothing(
         seed, tmp_path, capsys, monkeypatch):
@@ -158,8 +155,6 @@ def test_structures_preview_answers_broken_cifs_and_files_with_one_error_and_wri
             assert not out.exists() or not any(out.iterdir()), data
 
 
-@pytest.mark.xfail(reason="src/mlipflow/structures/ (another helper's part of issue 17): a broken CIF used as a "
-                          "material still raises from pymatgen", strict=False)
 def test_validate_answers_a_campaign_with_a_broken_cif_with_one_error(tmp_path, capsys, monkeypatch):
     rng = random.Random(3)
     for k in range(8):

@@ -186,3 +186,62 @@ def test_list_and_per_member_calculator_agree():
     assert a.energy_spread_per_atom == pytest.approx(b.energy_spread_per_atom)
     single = committee_predict(atoms, members[0]).uncertainty()
     assert single.max_force_spread == 0.0
+
+
+# --- safety nets ----------------------------------------------------------------------------------------------
+
+
+def test_nve_refuses_a_ramp(committee):
+    with pytest.raises(ConfigError, match=r"'nve' cannot follow a temperature ramp \(asked 300 -> 2000 K\)"):
+        run_md(li16(), committee, TemperatureSchedule.ramp(300, 2000, 20), MDSettings(ensemble="nve"))
+
+
+@pytest.mark.parametrize("ensemble", ["npt_berendsen", "npt_berendsen_aniso", "npt_nose_hoover"])
+def test_npt_is_refused_on_a_cell_with_vacuum(committee, ensemble):
+    slab = li16()
+    slab.center(vacuum=6.0, axis=2)
+    with pytest.raises(ConfigError, match=r"vacuum along axis 2 \(1[0-9.]+ Å\)"):
+        run_md(slab, committee, 300.0, MDSettings(ensemble=ensemble, n_steps=4, record_every=2), monitors=[])
+
+
+def test_anisotropic_barostat_runs(committee):
+    result, frames = run_md(li16(), committee, 300.0, MDSettings(ensemble="npt_berendsen_aniso", n_steps=10,
+                                                                 record_every=5), monitors=[], keep_frames=True)
+    assert result.stop_reason == "completed" and len(frames) == 3
+
+
+def test_void_monitor_sees_a_cavity_in_a_slab():
+    """A 22-atom cavity inside a Li2O slab; the vacuum above the slab is not taken for the void."""
+    from mlipflow.sampling.monitors import vacuum_axes
+
+    slab = bulk("Li2O", "fluorite", a=4.61, cubic=True).repeat((3, 3, 4))
+    slab.center(vacuum=8.0, axis=2)
+    holed = slab.copy()
+    d = np.linalg.norm(holed.positions - holed.get_center_of_mass(), axis=1)
+    del holed[list(np.argsort(d)[:22])]
+    assert set(vacuum_axes(slab)) == {2}
+    verdicts = {v.monitor: v for v in check_trajectory([slab, holed], [VoidMonitor()])}
+    assert verdicts["void"].fired and verdicts["void"].frame == 1
+    blind = {v.monitor: v for v in check_trajectory([slab, holed], [VoidMonitor(vacuum_gap=1e9)])}
+    assert not blind["void"].fired  # what the monitor did before: the vacuum hid the cavity
+
+
+def test_anion_pairs_have_a_physical_floor():
+    monitor = MinDistanceMonitor()
+    assert monitor.floor("O", "O") == pytest.approx(1.35)  # was 0.66 Å
+    assert monitor.floor("Li", "O") == pytest.approx(0.5 * (1.28 + 0.66))
+    assert MinDistanceMonitor(floors={"O-O": 2.0}).floor("O", "O") == 2.0
+
+
+def test_broken_frames_are_not_labeled(stores):
+    from pymatgen.core import Lattice, Structure
+
+    from mlipflow.labeling.jobs import label_structures
+    from mlipflow.labeling.surrogate import SurrogateLabeler
+
+    ok = Structure(Lattice.cubic(4.61), ["O", "Li"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    bad = Structure(Lattice.cubic(4.61), ["O", "O", "Li"], [[0, 0, 0], [0.2, 0, 0], [0.25, 0.25, 0.25]])
+    summary = label_structures([ok, bad], SurrogateLabeler("toy-morse"), stores=stores)
+    assert summary.counts["labeled"] == 1 and summary.counts["failed"] == 1
+    doc = stores.frames.find_one({"_id": summary.frame_ids[1]})
+    assert "0.922 Å apart, below the O-O floor of 1.35 Å: not labeled" in str(doc)

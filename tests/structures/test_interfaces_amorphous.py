@@ -143,3 +143,59 @@ def test_bad_formula_and_impossible_density():
         random_packing("Li3Xq", density=2.0, n_atoms=20, entry="amo")
     with pytest.raises(StructureError, match="dense: cannot pack"):
         random_packing("Li3PS4", density=20.0, n_atoms=32, entry="dense", max_trials=50)
+
+
+def test_lif_li2co3_interface_keeps_every_carbonate_and_charge():
+    """LiF(001) | Li2CO3(010): every Li2CO3(010) plane cuts CO3 groups; the cut slabs are repaired."""
+    from mlipflow.structures.bonds import shortest_pair_distances
+
+    cells = build_interfaces(load_prototype("LiF"), load_prototype("Li2CO3"), (0, 0, 1), (0, 1, 0), max_area=120,
+                             max_strain=0.04, film_thickness=6, substrate_thickness=6, terminations=[0],
+                             entry="lif-li2co3")
+    for s in cells:
+        p = s.properties["provenance"]
+        carbons = [i for i, x in enumerate(s) if x.specie.symbol == "C"]
+        n_oxygen = [sum(n.specie.symbol == "O" for n in s.get_neighbors(s[i], 1.6)) for i in carbons]
+        assert n_oxygen == [3] * len(carbons)  # no C with two O, no free O
+        assert p["molecular_units"] == {"CO3": len(carbons)}
+        assert p["charge_neutral"] and p["net_charge"] == {"film": 0.0, "substrate": 0.0}
+        assert shortest_pair_distances(s, 3.0)[("C", "O")] == pytest.approx(1.283, abs=0.01)  # not strained
+        assert p["min_distance_ratio"] >= 1.0 and p["n_interfaces"] == 2
+
+
+def test_melt_quench_machinery_with_a_cheap_potential():
+    """The melt-quench path (MD schedule, relaxation, provenance) on a toy Morse Li2O; CHGNet in the slow test."""
+    from mlipflow.structures.jobs import AmorphousMaker
+
+    maker = AmorphousMaker(n_atoms=24, melt_quench={"calculator": "toy-morse", "heat_steps": 5, "hold_steps": 10,
+                                                    "quench_steps": 10, "anneal_steps": 5, "relax_steps": 5})
+    (cell,) = maker.generate(load_prototype("Li2O"))
+    p = cell.properties["provenance"]
+    assert p["family"] == "amorphous" and p["generator"].endswith("melt_quench")
+    mq = p["melt_quench"]
+    assert mq["calculator"] == "toy-morse" and mq["steps"] == [5, 10, 10, 5] and mq["melt_temperature"] == 2000.0
+    assert np.isfinite(mq["energy_per_atom_eV"]) and mq["max_force_eV_A"] < 50
+    assert cell.composition.reduced_formula == "Li2O" and len(cell) == 24
+
+
+@pytest.mark.slow
+def test_amorphous_li3ps4_by_melt_quench_is_near_the_crystal(chgnet):
+    """Li3PS4 melted at 2000 K and quenched with CHGNet (32 atoms, from the crystal: PS4 stay whole): largest force
+    < 5 eV/Å and energy within 0.3 eV/atom of the crystal (the random packing was 1.6 eV/atom above)."""
+    from mlipflow.structures.bonds import molecular_bonds, molecular_units, unit_formulas
+    from mlipflow.structures.jobs import AmorphousMaker
+
+    lps = load_prototype("Li3PS4")
+    maker = AmorphousMaker(n_atoms=32, melt_quench={"calculator": chgnet, "heat_steps": 25, "hold_steps": 100,
+                                                    "quench_steps": 100, "anneal_steps": 25, "relax_steps": 30})
+    (cell,) = maker.generate(lps)
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    bulk = AseAtomsAdaptor.get_atoms(lps)
+    bulk.calc = chgnet
+    e_crystal = bulk.get_potential_energy() / len(bulk)
+    mq = cell.properties["provenance"]["melt_quench"]
+    assert mq["max_force_eV_A"] < 5.0
+    assert mq["energy_per_atom_eV"] - e_crystal < 0.3
+    units = unit_formulas(cell, molecular_units(cell, molecular_bonds(lps)))
+    assert len(cell) == 32 and units["PS4"] == 4  # every P in a whole PS4

@@ -10,10 +10,11 @@ from jobflow import run_locally
 from typer.testing import CliRunner
 
 from mlipflow.errors import ConfigError, StructureError
-from mlipflow.structures import build_structure_set, load_prototype
+from mlipflow.structures import build_structure_set, load_prototype, load_spec
 from mlipflow.structures.cli import structures_app
 from mlipflow.structures.jobs import AmorphousMaker, RattleMaker, StructureSetMaker
 from mlipflow.structures.preview import preview
+from mlipflow.structures.structure_set import section_elements
 
 SECTION = {
     "max_atoms": 400,
@@ -100,10 +101,113 @@ def test_makers_run_in_jobflow():
 def test_shipped_example_section_validates():
     from pathlib import Path
 
-    from mlipflow.structures import load_spec
-
     path = Path(__file__).resolve().parents[2] / "flows" / "structures_preview.yaml"
     spec = load_spec(path)
     assert {"interface", "grain_boundary", "amorphous", "mixture", "doping", "vacancy"} <= {
         e.kind for e in spec.entries
     }
+
+
+# --- the user's own structures, errors with file and line, one dispatch -----------------------------------------
+
+
+def _write_cif(path, structure):
+    structure.to(filename=str(path))
+    return path
+
+
+@pytest.mark.parametrize("key", ["file", "cif", "path", "structure"])
+def test_a_section_built_from_a_user_cif(tmp_path, key):
+    from pymatgen.core import Lattice, Structure
+
+    cif = _write_cif(tmp_path / "my_li2o.cif", Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.62), ["O", "Li"], [(0, 0, 0), (0.25, 0.25, 0.25)]))
+    path = tmp_path / "section.yaml"
+    path.write_text(yaml.safe_dump({"structures": {
+        "max_atoms": 200, "cutoff": 3.0, "materials": {"mine": {key: "my_li2o.cif"}},  # relative to the YAML file
+        "entries": [{"name": "strain", "kind": "strain", "material": "mine", "strains": [-0.02, 0.02]},
+                    {"name": "gb", "kind": "grain_boundary", "material": "mine", "sigmas": [5],
+                     "max_candidates": 1, "min_grain_thickness": 4}]}}))
+    result = build_structure_set(path)
+    assert result.counts == {"strained": 2, "grain_boundary": 1}
+    assert result.structures[2].properties["provenance"]["parent"] == f"file {cif.name}"
+    assert [r["strain"] for r in result.rows[:2]] == [-0.02, 0.02]  # signed in the preview table
+
+
+def test_preview_prints_the_strain_sign(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"max_atoms": 100, "cutoff": 3.0, "materials": {"Li2O": {"prototype": "Li2O"}},
+                                    "entries": [{"name": "s", "kind": "strain", "material": "Li2O",
+                                                 "strains": [-0.02, 0.02], "supercell": False}]}))
+    result = CliRunner().invoke(structures_app, ["preview", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "-0.0200" in result.output and "0.0200" in result.output
+
+
+def test_wrong_key_for_a_user_cif_lists_the_allowed_keys(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("max_atoms: 100\nmaterials:\n  mine: {cif_file: x.cif}\nentries: []\n")
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    text = str(err.value)
+    assert f"{path}:3: materials.mine" in text and "cif_file" in text and "prototype, file, order" in text
+    assert "Extra inputs" not in text and "errors.pydantic.dev" not in text
+
+
+@pytest.mark.parametrize("content", ["data_x\n_cell_length_a 4.0\n", "garbage \x00\x01 not a cif", ""])
+def test_a_truncated_or_garbage_cif_gives_one_line(tmp_path, content):
+    (tmp_path / "bad.cif").write_text(content)
+    path = tmp_path / "s.yaml"
+    path.write_text("materials:\n  mine: {file: bad.cif}\nentries:\n"
+                    "  - {name: r, kind: rattle, material: mine}\n")
+    with pytest.raises(StructureError) as err:
+        build_structure_set(path)
+    text = str(err.value)
+    assert "\n" not in text and "material 'mine'" in text and "bad.cif" in text
+
+
+def test_partial_occupancy_needs_an_ordering_rule(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    avg = Structure.from_spacegroup("F-43m", Lattice.cubic(9.8598), ["P", "S", "S", "Cl", {"Li": 0.5}],
+                                    [(0.5, 0.5, 0.5), (0.619, 0.619, 0.619), (0.25, 0.25, 0.25), (0, 0, 0),
+                                     (0.686, 0.982, 0.314)])
+    _write_cif(tmp_path / "avg.cif", avg)
+    section = {"materials": {"lpscl": {"file": str(tmp_path / "avg.cif")}},
+               "entries": [{"name": "b", "kind": "bulk", "material": "lpscl", "supercell": False}]}
+    with pytest.raises(StructureError, match=r"partial occupancies.*order: \{seed: 0\}"):
+        build_structure_set(section)
+    section["materials"]["lpscl"]["order"] = {"seed": 1}
+    cells = build_structure_set(section).structures
+    assert cells[0].composition.reduced_formula == "Li6PS5Cl" and cells[0].is_ordered
+
+
+def test_build_errors_name_the_file_and_line(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("materials: {Li2O: {prototype: Li2O}}\nentries:\n"
+                    "  - {name: ok, kind: strain, material: Li2O, supercell: false}\n"
+                    "  - {name: gb3, kind: grain_boundary, material: Li2O, rotation_axis: [1, 1, 1], sigmas: [5]}\n")
+    with pytest.raises(StructureError, match=rf"^{path}:4: gb3: Σ5 is impossible"):
+        build_structure_set(path)
+
+
+def test_section_elements_reads_materials_and_dopants_only():
+    section = {"materials": {"LLZO": {"prototype": "LLZO-cubic"}, "unused": {"prototype": "Li2S"}},
+               "entries": [{"name": "d", "kind": "doping", "material": "LLZO", "host": "Zr", "dopant": "Ta"}]}
+    assert section_elements(section) == {"Li", "La", "Zr", "O", "Ta"}
+
+
+def test_every_entry_kind_maps_onto_a_structure_maker():
+    from typing import get_args
+
+    from mlipflow.structures import jobs
+    from mlipflow.structures.structure_set import Entry
+
+    kinds = get_args(get_args(Entry)[0])
+    dummy = {"name": "x", "material": "m", "species": ("Li", "O"), "phases": ("a", "b"), "host": "Li", "dopant": "Co",
+             "film": "a", "substrate": "b", "film_miller": (0, 0, 1), "substrate_miller": (0, 0, 1)}
+    makers = {type(k.model_construct(**{f: v for f, v in dummy.items() if f in k.model_fields}).maker(5.0, 100))
+              for k in kinds}
+    generators = {m for m in vars(jobs).values() if isinstance(m, type) and hasattr(m, "generate")}
+    # every generator Maker is reachable from some entry kind (InterdiffusionMaker through interface entries)
+    assert generators - makers == {jobs.InterdiffusionMaker}

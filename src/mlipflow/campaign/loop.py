@@ -288,7 +288,7 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
     from mlipflow.sampling.md import MDSettings
     from mlipflow.selection.uncertainty import TrustWindow, TrustWindowSelector
     from mlipflow.structures.bulk import isolated_atoms
-    from mlipflow.structures.structure_set import load_spec
+    from mlipflow.structures.structure_set import load_spec, section_elements
     from mlipflow.training.hyperparams import MaceHyperParams
     from mlipflow.training.jobs import MaceTrainMaker
 
@@ -297,7 +297,7 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
     hp = base.with_updates(seed=spec.seed, **spec.trainer.hyperparams)
     structure_section = load_spec(spec.structures).model_dump()
     explore_section = load_spec(spec.explore).model_dump()
-    elements = sorted({el for section in (spec.structures, spec.explore) for el in _elements(load_spec(section))})
+    elements = sorted({el for section in (spec.structures, spec.explore) for el in section_elements(section)})
     trainer = CommitteeTrainMaker(
         trainer=MaceTrainMaker(hyperparams=hp, model_name=f"{spec.name}-mace", resource=spec.resources.training),
         n_models=spec.trainer.committee_size, committee_name=f"{spec.name}-committee",
@@ -376,8 +376,3 @@ def campaign_benchmark(spec: CampaignSpec, labeler: Any) -> Any:
                                   seed=spec.seed, processes=spec.resources.processes,
                                   md_resource=spec.resources.md, labeling_resource=spec.resources.labeling)
 
-
-def _elements(section: Any) -> set[str]:
-    from mlipflow.structures.structure_set import build_structure_set
-
-    return {el.symbol for s in build_structure_set(section).structures for el in s.composition.elements}

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from mlipflow.campaign.convergence import ConvergenceCriteria
+from mlipflow.structures.structure_set import StructureSetSpec, locate
 from mlipflow.yamlio import load_yaml_model
 
 
@@ -280,8 +281,8 @@ class CampaignSpec(_Spec):
     splits: SplitsSpec = Field(
         default_factory=SplitsSpec,
         description="split fractions of new frames by group (a frame keeps its split in every later version)")
-    structures: dict[str, Any]
-    explore: dict[str, Any]
+    structures: StructureSetSpec
+    explore: StructureSetSpec
     labeler: LabelerSpec = Field(default_factory=LabelerSpec)
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
@@ -295,21 +296,13 @@ class CampaignSpec(_Spec):
         if self.selection.trust_mode == "relative" and self.splits.valid <= 0:
             raise _problem(("selection", "trust_mode"), "'relative' scales the trust window by the committee's "
                            "spread on its validation frames: give splits.valid > 0, or use absolute trust bounds")
-        entries = {e.get("name") for e in (self.structures.get("entries") or []) if isinstance(e, dict)}
+        entries = {e.name for e in self.structures.entries}
         ref = self.sampling.reference_md
         unknown = sorted(set(ref.entries or []) - entries) if ref is not None else []
         if unknown:
             raise _problem(("sampling", "reference_md", "entries"), f"no structures entry named {unknown}; the "
                            f"structures section has {sorted(n for n in entries if n)}")
         return self
-
-    @field_validator("structures", "explore")
-    @classmethod
-    def _not_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key in ("materials", "entries"):
-            if key in value and not value[key]:
-                raise _problem(key, f"`{key}` is empty: a structure section needs at least one")
-        return value
 
     @model_validator(mode="after")
     def _box_holds_an_isolated_atom(self) -> CampaignSpec:
@@ -328,4 +321,7 @@ class CampaignSpec(_Spec):
 
 def load_campaign(path: str | Path) -> CampaignSpec:
     """Read and validate a campaign file (errors name the key and the line)."""
-    return load_yaml_model(path, CampaignSpec)
+    spec = load_yaml_model(path, CampaignSpec)
+    for key in ("structures", "explore"):  # material files next to the campaign file; entries know their line
+        locate(getattr(spec, key), path, prefix=(key,))
+    return spec

@@ -1,6 +1,10 @@
 """Label sanity filters: a label that fails one is kept with its reason (status ``filtered``), never deleted.
 
-Checks, in order: NaN or infinite values; missing stress when stress is required; the largest force
+Before labeling (as dpgen2 does): a structure with two atoms closer than their pair floor
+(:func:`mlipflow.structures.bonds.default_pair_floor`, or per-pair floors given) is not sent to the labeler at
+all; its frame fails with the atoms and distance named, so a broken MD frame never costs a DFT run.
+
+After labeling, in order: NaN or infinite values; missing stress when stress is required; the largest force
 (eV/Å); the energy per atom against the other labels of the same structure family and labeler (a robust
 median/MAD outlier test, applied once the family has enough labels).
 """
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pymatgen.core import Structure
 
 from mlipflow.labeling.base import LabelResult
 
@@ -68,6 +73,11 @@ class SanityFilter:
         ``max(max_energy_deviation, energy_sigma_factor * robust sigma)`` from the family median.
     min_family_size
         Labels a family needs before the energy outlier test applies.
+    min_distance_floors
+        Closest allowed distance per element pair before labeling (Å, keys ``"O-O"``); other pairs use
+        :func:`~mlipflow.structures.bonds.default_pair_floor`.  ``check_structures=False`` turns the check off.
+    check_structures
+        Refuse structures with atoms closer than their floors before they are labeled.
     """
 
     max_force: float = 50.0
@@ -75,6 +85,25 @@ class SanityFilter:
     max_energy_deviation: float = 1.0
     energy_sigma_factor: float = 10.0
     min_family_size: int = 8
+    min_distance_floors: dict[str, float] = field(default_factory=dict)
+    check_structures: bool = True
+
+    def check_structure(self, structure: Structure) -> str | None:
+        """The reason a structure must not be labeled (two atoms closer than their floor), or ``None``."""
+        if not self.check_structures or len(structure) < 2:
+            return None
+        from mlipflow.structures.bonds import closest_violation, default_pair_floor, pair_key
+
+        elements = sorted({sp.symbol for sp in structure.species})
+        given = {pair_key(*k.split("-")): v for k, v in self.min_distance_floors.items()}
+        floors = {pair_key(a, b): given.get(pair_key(a, b), default_pair_floor(a, b))
+                  for i, a in enumerate(elements) for b in elements[i:]}
+        ratio, i, j, d = closest_violation(structure, floors)
+        if ratio >= 1.0:
+            return None
+        a, b = structure[i].specie.symbol, structure[j].specie.symbol
+        return (f"atoms {i} ({a}) and {j} ({b}) are {d:.3f} Å apart, below the {a}-{b} floor of "
+                f"{floors[pair_key(a, b)]:.2f} Å: not labeled")
 
     def check(
         self,

@@ -105,6 +105,12 @@ def label_structures(
             )
             counts[key] += 1
             continue
+        refused = sanity_filter.check_structure(claim.structure)
+        if refused:  # broken geometry: never sent to the labeler
+            ledger.fail(claim, refused, final=True)
+            counts["failed"] += 1
+            logger.warning("frame %s: %s", frame_id, refused)
+            continue
         if not labeler_ready:
             try:
                 labeler.setup()

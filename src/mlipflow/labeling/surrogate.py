@@ -202,7 +202,7 @@ class SurrogateLabeler(Labeler):
                 torch.set_num_threads(self.torch_threads)
 
     def ase_calculator(self) -> Calculator:
-        """The (set up) ASE calculator itself: MD with it samples the surrogate's own dynamics."""
+        """The (set up) ASE calculator itself: MD with it samples its own dynamics; it also relaxes and ranks cells."""
         self.setup()
         assert self._calc is not None
         return self._calc

@@ -38,7 +38,8 @@ from mlipflow.storage import Stores
 
 logger = logging.getLogger(__name__)
 
-Ensemble = Literal["nvt_langevin", "nvt_nose_hoover", "npt_berendsen", "npt_nose_hoover", "nve"]
+Ensemble = Literal["nvt_langevin", "nvt_nose_hoover", "npt_berendsen", "npt_berendsen_aniso", "npt_nose_hoover",
+                   "nve"]
 
 
 @dataclass
@@ -114,8 +115,10 @@ class MDSettings(BaseModel):
     ----------
     ensemble
         ``nvt_langevin`` (ASE Langevin), ``nvt_nose_hoover`` (Nosé-Hoover chain), ``npt_berendsen``
-        (Berendsen thermostat and barostat), ``npt_nose_hoover`` (isotropic MTK Nosé-Hoover NPT) or ``nve``.
-        Temperature ramps need ``nvt_langevin`` or ``npt_berendsen`` (the others keep a constant target).
+        (Berendsen thermostat and isotropic barostat), ``npt_berendsen_aniso`` (the same with each cell length
+        scaled on its own, for layered and interface cells), ``npt_nose_hoover`` (isotropic MTK Nosé-Hoover NPT)
+        or ``nve``.  Temperature ramps need ``nvt_langevin`` or a Berendsen NPT (the others keep a constant target
+        or, for NVE, none at all).  NPT is refused on cells with vacuum (slabs): the barostat would collapse it.
     timestep
         Time step (fs).
     n_steps
@@ -184,11 +187,20 @@ def make_dynamics(atoms: Atoms, settings: MDSettings, temperature: float, schedu
     The one place that maps mlipflow's MD settings to ASE integrators; sampling and benchmarking both use it.
     """
     dt = settings.timestep * units.fs
-    if not schedule.is_constant and settings.ensemble not in ("nvt_langevin", "npt_berendsen", "nve"):
-        raise ConfigError(f"ensemble {settings.ensemble!r} keeps a constant target temperature; use "
-                          "'nvt_langevin' or 'npt_berendsen' for a temperature ramp or melt-quench")
-    if settings.ensemble in ("npt_berendsen", "npt_nose_hoover") and atoms.cell.rank != 3:
-        raise ConfigError(f"ensemble {settings.ensemble!r} needs a 3D periodic cell")
+    if not schedule.is_constant and settings.ensemble not in ("nvt_langevin", "npt_berendsen", "npt_berendsen_aniso"):
+        raise ConfigError(f"ensemble {settings.ensemble!r} cannot follow a temperature ramp (asked "
+                          f"{schedule.points[0][1]:.0f} -> {schedule.max_temperature:.0f} K); use 'nvt_langevin' or "
+                          "'npt_berendsen' for a ramp or melt-quench")
+    if settings.ensemble.startswith("npt"):
+        if atoms.cell.rank != 3:
+            raise ConfigError(f"ensemble {settings.ensemble!r} needs a 3D periodic cell")
+        from mlipflow.sampling.monitors import vacuum_axes
+
+        gaps = vacuum_axes(atoms)
+        if gaps:
+            raise ConfigError(f"ensemble {settings.ensemble!r} on a cell with vacuum along axis "
+                              f"{', '.join(f'{a} ({g:.1f} Å)' for a, g in gaps.items())}: a barostat collapses "
+                              "the vacuum; use an NVT ensemble for slabs")
     if settings.ensemble == "nvt_langevin":
         from ase.md.langevin import Langevin
 
@@ -204,6 +216,13 @@ def make_dynamics(atoms: Atoms, settings: MDSettings, temperature: float, schedu
         return NPTBerendsen(atoms, dt, temperature_K=temperature, pressure_au=settings.pressure * units.GPa,
                             taut=settings.tdamp * units.fs, taup=settings.pdamp * units.fs,
                             compressibility_au=1.0 / (settings.bulk_modulus * units.GPa))
+    if settings.ensemble == "npt_berendsen_aniso":
+        from ase.md.nptberendsen import Inhomogeneous_NPTBerendsen
+
+        return Inhomogeneous_NPTBerendsen(atoms, dt, temperature_K=temperature,
+                                          pressure_au=settings.pressure * units.GPa, taut=settings.tdamp * units.fs,
+                                          taup=settings.pdamp * units.fs,
+                                          compressibility_au=1.0 / (settings.bulk_modulus * units.GPa))
     if settings.ensemble == "npt_nose_hoover":
         from ase.md.nose_hoover_chain import IsotropicMTKNPT
 

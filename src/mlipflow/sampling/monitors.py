@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_masses, chemical_symbols, covalent_radii
+from ase.data import atomic_masses, chemical_symbols
 from ase.neighborlist import neighbor_list
 from ase.units import _amu
 from monty.json import MSONable
@@ -84,7 +84,8 @@ class MinDistanceMonitor(MSONable):
     floors
         Minimum allowed distance per element pair (Å), keyed ``"Li-O"`` or ``("Li", "O")``; order is free.
     covalent_fraction
-        For pairs not in ``floors``: floor = this fraction of the sum of ASE's covalent radii.
+        For pairs not in ``floors``: floor = this fraction of the sum of ASE's covalent radii, and at least
+        1.35 Å between two anions (:func:`mlipflow.structures.bonds.default_pair_floor`).
     """
 
     floors: dict[Any, float] = field(default_factory=dict)
@@ -98,11 +99,12 @@ class MinDistanceMonitor(MSONable):
 
     def floor(self, a: str, b: str) -> float:
         """Floor of the pair (a, b) (Å)."""
+        from mlipflow.structures.bonds import default_pair_floor
+
         key = _pair_key(a, b)
         if key in self._floors:
             return self._floors[key]
-        za, zb = chemical_symbols.index(a), chemical_symbols.index(b)
-        return self.covalent_fraction * (covalent_radii[za] + covalent_radii[zb])
+        return default_pair_floor(a, b, self.covalent_fraction)
 
     def reset(self, atoms: Atoms) -> None:
         symbols = sorted(set(atoms.get_chemical_symbols()))
@@ -165,8 +167,44 @@ class DensityDriftMonitor(MSONable):
                        f"(bound {100 * self.max_relative_drift:.0f} %)")
 
 
-def largest_empty_sphere(atoms: Atoms, spacing: float = 0.4) -> tuple[float, np.ndarray]:
-    """Grid estimate of the largest empty sphere of a periodic cell.
+def vacuum_axes(atoms: Atoms, min_gap: float = 5.0) -> dict[int, float]:
+    """Cell axes along which the atoms leave an empty gap wider than ``min_gap`` (Å): axis -> gap width (Å)."""
+    if atoms.cell.rank != 3 or len(atoms) == 0:
+        return {}
+    cell = atoms.cell.array
+    vol = abs(np.linalg.det(cell))
+    frac = atoms.get_scaled_positions(wrap=True)
+    out = {}
+    for axis in range(3):
+        width = vol / np.linalg.norm(np.cross(cell[(axis + 1) % 3], cell[(axis + 2) % 3]))
+        z = np.sort(frac[:, axis])
+        gap = float(np.max(np.diff(np.concatenate([z, [z[0] + 1.0]]))) * width)
+        if gap > min_gap:
+            out[axis] = gap
+    return out
+
+
+def material_region(atoms: Atoms, min_gap: float = 5.0, margin: float = 2.0) -> list[tuple[float, float] | None]:
+    """Per axis, the fractional interval (lo, hi) holding the material, shrunk by ``margin`` Å at both surfaces,
+    for axes with vacuum (see :func:`vacuum_axes`); ``None`` for fully periodic axes."""
+    cell = atoms.cell.array
+    vol = abs(np.linalg.det(cell))
+    frac = atoms.get_scaled_positions(wrap=True)
+    region: list[tuple[float, float] | None] = [None, None, None]
+    for axis in vacuum_axes(atoms, min_gap):
+        width = vol / np.linalg.norm(np.cross(cell[(axis + 1) % 3], cell[(axis + 2) % 3]))
+        z = np.sort(frac[:, axis])
+        gaps = np.diff(np.concatenate([z, [z[0] + 1.0]]))
+        k = int(np.argmax(gaps))  # the vacuum runs from z[k] up to the next atom (cyclically)
+        lo, hi = (z[0], z[-1]) if k == len(z) - 1 else (z[k + 1], z[k] + 1.0)
+        pad = margin / width
+        region[axis] = (lo + pad, max(lo + pad, hi - pad))
+    return region
+
+
+def largest_empty_sphere(atoms: Atoms, spacing: float = 0.4,
+                         region: Sequence[tuple[float, float] | None] | None = None) -> tuple[float, np.ndarray]:
+    """Grid estimate of the largest empty sphere of a periodic cell (inside the material, if ``region`` is given).
 
     Parameters
     ----------
@@ -174,6 +212,9 @@ def largest_empty_sphere(atoms: Atoms, spacing: float = 0.4) -> tuple[float, np.
         A periodic frame.
     spacing
         Grid spacing (Å); the estimate is within about ``spacing * sqrt(3) / 2`` of the true radius.
+    region
+        Per axis a fractional interval (lo, hi) to search (e.g. :func:`material_region` of a slab, so that the
+        vacuum is not the "void"), or ``None`` for the whole axis.
 
     Returns
     -------
@@ -184,8 +225,13 @@ def largest_empty_sphere(atoms: Atoms, spacing: float = 0.4) -> tuple[float, np.
 
     cell = atoms.cell.array
     lengths = atoms.cell.lengths()
-    n = np.maximum(np.ceil(lengths / spacing).astype(int), 1)
-    grid = np.stack(np.meshgrid(*(np.arange(k) / k for k in n), indexing="ij"), axis=-1).reshape(-1, 3)
+    region = list(region) if region is not None else [None, None, None]
+    axes = []
+    for i in range(3):
+        lo, hi = region[i] if region[i] is not None else (0.0, 1.0)
+        k = max(int(np.ceil(lengths[i] * (hi - lo) / spacing)), 1)
+        axes.append(lo + (hi - lo) * np.arange(k) / k if region[i] is None else np.linspace(lo, hi, k + 1))
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     points = grid @ cell
     frac = atoms.get_scaled_positions(wrap=True)
     shifts = np.array(list(itertools.product((-1, 0, 1), repeat=3)))
@@ -207,20 +253,31 @@ class VoidMonitor(MSONable):
         Grid spacing of the estimate (Å).
     every
         Check every ``every``-th frame only (the grid search costs about 10 ms for a 500-atom cell).
+    vacuum_gap
+        An empty gap wider than this (Å) along a cell axis is vacuum (a slab): the search stays inside the
+        material, ``surface_margin`` (Å) away from its surfaces, so a cavity in a slab is seen.
+    surface_margin
+        Distance (Å) from the slab surfaces not searched (surface atoms move most).
     """
 
     margin: float = 1.0
     spacing: float = 0.4
     every: int = 1
+    vacuum_gap: float = 5.0
+    surface_margin: float = 2.0
     name: str = "void"
 
+    def _search(self, atoms: Atoms) -> tuple[float, np.ndarray]:
+        region = material_region(atoms, self.vacuum_gap, self.surface_margin)
+        return largest_empty_sphere(atoms, self.spacing, region)
+
     def reset(self, atoms: Atoms) -> None:
-        self._r0 = largest_empty_sphere(atoms, self.spacing)[0] if atoms.cell.rank == 3 else None
+        self._r0 = self._search(atoms)[0] if atoms.cell.rank == 3 else None
 
     def check(self, atoms: Atoms, frame: int) -> Verdict | None:
         if self._r0 is None or frame % self.every:
             return None
-        radius, centre = largest_empty_sphere(atoms, self.spacing)
+        radius, centre = self._search(atoms)
         if radius <= self._r0 + self.margin:
             return None
         return Verdict(self.name, True, frame, radius,

@@ -1,6 +1,7 @@
 """Structure generation: bulk variants, defects, slabs, grain boundaries, interfaces, amorphous cells.
 
-Each generator is a plain function (here) and a jobflow Maker (:mod:`mlipflow.structures.jobs`).  Every
+Each generator is a plain function (here) and a jobflow Maker (:mod:`mlipflow.structures.jobs`); the entries of
+a campaign's structure section map onto those Makers.  Every
 generated structure carries ``structure.properties["provenance"] = {"family", "generator", "parameters",
 "parent", ...}``.
 
@@ -14,6 +15,8 @@ from mlipflow._lazy import lazy_exports
 _EXPORTS = {
     "amorphous_from_crystal": "mlipflow.structures.amorphous",
     "amorphous_mixture": "mlipflow.structures.amorphous",
+    "crystal_start": "mlipflow.structures.amorphous",
+    "melt_quench": "mlipflow.structures.amorphous",
     "random_packing": "mlipflow.structures.amorphous",
     "make_supercell": "mlipflow.structures.bulk",
     "perturb_cells": "mlipflow.structures.bulk",
@@ -26,6 +29,10 @@ _EXPORTS = {
     "GBCandidate": "mlipflow.structures.grain_boundaries",
     "build_gb_candidates": "mlipflow.structures.grain_boundaries",
     "build_grain_boundary": "mlipflow.structures.grain_boundaries",
+    "grain_boundary_translations": "mlipflow.structures.grain_boundaries",
+    "TranslationSearch": "mlipflow.structures.grain_boundaries",
+    "exchange_sites": "mlipflow.structures.ordering",
+    "order_by_ewald": "mlipflow.structures.ordering",
     "list_gb_candidates": "mlipflow.structures.grain_boundaries",
     "possible_sigmas": "mlipflow.structures.grain_boundaries",
     "InterfaceCandidate": "mlipflow.structures.interfaces",
@@ -43,6 +50,7 @@ _EXPORTS = {
     "StructureSetSpec": "mlipflow.structures.structure_set",
     "build_structure_set": "mlipflow.structures.structure_set",
     "load_spec": "mlipflow.structures.structure_set",
+    "section_elements": "mlipflow.structures.structure_set",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,12 +4,13 @@ Random sequential insertion in a cubic cell: atoms are placed one by one at unif
 trial is accepted only if it keeps every pair at least the guard apart.  The pair guard is
 ``guard_scale * (r_cov(A) + r_cov(B))`` with pymatgen's covalent radii (default ``guard_scale = 0.7``, e.g.
 Li-S 1.63 Å, P-S 1.48 Å, Li-Li 1.79 Å), or one fixed ``min_distance`` (Å) for all pairs.  The structures are
-starting points for the melt-quench MD schedule that the sampling stage runs.
+starting points of :func:`melt_quench`, which melts and quenches them with a surrogate or the current MLIP.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
@@ -23,12 +24,19 @@ _AVOGADRO = 6.02214076e23
 
 
 def pair_guards(elements: Sequence[str], guard_scale: float = 0.7, min_distance: float | None = None) -> dict:
-    """Minimum allowed distance (Å) for every element pair (see the module docstring)."""
+    """Minimum allowed distance (Å) for every element pair (see the module docstring); two anions (O, S, F, ...)
+    at least :data:`~mlipflow.structures.bonds.ANION_FLOOR` apart, the floor of the MD monitor and the labeling
+    filter."""
+    from mlipflow.structures.bonds import ANION_FLOOR, ANIONS
+
     out = {}
     for a in elements:
         for b in elements:
-            fixed = min_distance is not None
-            out[(a, b)] = float(min_distance) if fixed else guard_scale * (_covalent(a) + _covalent(b))
+            if min_distance is not None:
+                out[(a, b)] = float(min_distance)
+                continue
+            guard = guard_scale * (_covalent(a) + _covalent(b))
+            out[(a, b)] = max(guard, ANION_FLOOR) if a in ANIONS and b in ANIONS else guard
     return out
 
 
@@ -260,3 +268,131 @@ def amorphous_mixture(
         prov["phases"] = [ra.reduced_formula, rb.reduced_formula]
         out.append(s)
     return out
+
+
+def _calculator(spec: Any) -> Any:
+    """An ASE calculator from a name (``chgnet``, ``sevennet``, ``model:<id>``, ``mace:<path>``, a surrogate name
+    such as ``toy-morse``) or the calculator itself."""
+    if not isinstance(spec, str):
+        return spec
+    from mlipflow.labeling.surrogate import KNOWN_CALCULATORS, SurrogateLabeler
+
+    if spec in KNOWN_CALCULATORS:
+        return SurrogateLabeler(calculator=spec).ase_calculator()
+    from mlipflow.benchmark.baselines import calculator_from_spec
+
+    return calculator_from_spec(spec)
+
+
+def melt_quench(
+    start: Structure,
+    calculator: Any = "chgnet",
+    melt_temperature: float = 2000.0,
+    final_temperature: float = 300.0,
+    heat_steps: int = 100,
+    hold_steps: int = 400,
+    quench_steps: int = 400,
+    anneal_steps: int = 100,
+    timestep: float = 1.0,
+    friction: float = 0.02,
+    relax_steps: int = 50,
+    fmax: float = 0.1,
+    seed: int = 0,
+    entry: str = "",
+) -> Structure:
+    """Melt a starting cell, quench it and relax it: an amorphous cell (the seed papers melt at 2000-4000 K).
+
+    Langevin NVT (:func:`mlipflow.sampling.md.run_md`, one walker) along
+    :meth:`~mlipflow.sampling.md.TemperatureSchedule.melt_quench`: heat from ``final_temperature`` to
+    ``melt_temperature``, hold, quench linearly, anneal; then at most ``relax_steps`` FIRE steps of the positions.
+    Random packings (:func:`random_packing`) are only the start of the melt.
+
+    Parameters
+    ----------
+    start
+        The starting cell (a random packing at the target density, or a crystal supercell).
+    calculator
+        The potential: a surrogate name (``chgnet``, ``toy-morse``, ...), ``model:<id>`` (the campaign's current
+        MLIP from the registry), ``mace:<path>``, or an ASE calculator.
+    melt_temperature, final_temperature
+        Temperatures of the melt and of the end of the quench (K).
+    heat_steps, hold_steps, quench_steps, anneal_steps
+        Lengths of the four stages (MD steps).
+    timestep
+        MD time step (fs).
+    friction
+        Langevin friction (1/fs).
+    relax_steps
+        FIRE steps (positions only) after the quench; 0: none.
+    fmax
+        Force convergence of that relaxation (eV/Å).
+    seed
+        Seed of the velocities and the Langevin noise.
+    entry
+        Name used in error messages.
+
+    Returns
+    -------
+    Structure
+        Family of ``start`` (``amorphous`` or ``mixture``); provenance adds ``melt_quench`` (schedule, calculator,
+        energy per atom in eV, largest force in eV/Å, stop reason).
+    """
+    from ase.optimize import FIRE
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from mlipflow.sampling.md import MDSettings, TemperatureSchedule, run_md
+    from mlipflow.sampling.monitors import MinDistanceMonitor
+
+    calc = _calculator(calculator)
+    schedule = TemperatureSchedule.melt_quench(melt_temperature, final_temperature, start=final_temperature,
+                                               heat_steps=heat_steps, hold_steps=hold_steps,
+                                               quench_steps=quench_steps, anneal_steps=anneal_steps)
+    n_steps = schedule.n_steps
+    settings = MDSettings(ensemble="nvt_langevin", timestep=timestep, n_steps=n_steps,
+                          record_every=max(1, n_steps // 10), friction=friction, seed=seed, store_forces=False)
+    # a guard against a blown-up potential only: a melt may form real short bonds (O2 at 1.21 Å), so no anion floor
+    elements = sorted({el.symbol for el in start.composition.elements})
+    guard = {f"{a}-{b}": 0.4 * (_covalent(a) + _covalent(b)) for i, a in enumerate(elements) for b in elements[i:]}
+    result, frames = run_md(start, calc, schedule, settings, monitors=[MinDistanceMonitor(floors=guard)],
+                            keep_frames=True)
+    if result.stop_reason != "completed" or not frames:
+        raise StructureError(f"{entry}: the melt-quench stopped at step {result.stop_step} ({result.stop_reason}); "
+                             "lower melt_temperature or the time step, or start from a lower density")
+    atoms = frames[-1].copy()
+    atoms.calc = calc
+    if relax_steps > 0:
+        FIRE(atoms, logfile=None).run(fmax=fmax, steps=relax_steps)
+    energy = float(atoms.get_potential_energy()) / len(atoms)
+    force = float(np.abs(atoms.get_forces()).max())
+    s = AseAtomsAdaptor.get_structure(atoms)
+    s = Structure(s.lattice, s.species, s.frac_coords)
+    prov = dict(start.properties.get("provenance") or {})
+    name = calculator if isinstance(calculator, str) else type(calculator).__name__
+    info = {"calculator": name, "melt_temperature": melt_temperature, "final_temperature": final_temperature,
+            "steps": [heat_steps, hold_steps, quench_steps, anneal_steps], "timestep_fs": timestep,
+            "relax_steps": relax_steps, "seed": seed, "energy_per_atom_eV": energy, "max_force_eV_A": force,
+            "mean_temperature_K": result.mean_temperature}
+    return tag(s, prov.get("family", "amorphous"), f"{_MOD}.melt_quench", {**prov.get("parameters", {}), **info},
+               prov.get("parent") or start.composition.reduced_formula,
+               **{k: v for k, v in prov.items() if k not in ("family", "generator", "parameters", "parent")},
+               melt_quench=info)
+
+
+def crystal_start(crystal: Structure, n_atoms: int, density_scale: float = 1.0, entry: str = "") -> Structure:
+    """A supercell of the crystal with about ``n_atoms`` atoms, scaled to ``density_scale`` x its density: the start
+    of a melt that keeps molecular anions (PS4, CO3) whole, which a random packing of single atoms does not form
+    again within picoseconds of melt."""
+    from mlipflow.structures.provenance import clean_copy, perpendicular_widths
+
+    base = clean_copy(crystal)
+    widths = perpendicular_widths(base)
+    scale = [1, 1, 1]
+    while len(base) * int(np.prod(scale)) < 0.75 * n_atoms:  # repeat along the thinnest direction first
+        k = int(np.argmin([w * n for w, n in zip(widths, scale, strict=True)]))
+        scale[k] += 1
+    s = base.make_supercell(scale, in_place=False)
+    if density_scale != 1.0:
+        s.scale_lattice(s.volume / density_scale)
+    return tag(s, "amorphous", f"{_MOD}.crystal_start",
+               {"n_atoms": n_atoms, "density_scale": density_scale, "scaling": scale}, crystal,
+               density=float(s.density))

@@ -21,11 +21,13 @@ def _structures() -> None:
 def preview_command(
     file: Annotated[Path, typer.Argument(help="YAML file with a structure section.")],
     out: Annotated[Path, typer.Option(help="Directory for the CIF/extxyz files.")] = Path("structures_preview"),
+    skip_md: Annotated[bool, typer.Option("--skip-md", help="Write the starts of melt-quench entries, no MD.")] = False,
 ) -> None:
-    """Build every cell of a structure section, print the table and write CIF/extxyz files."""
+    """Build every cell of a structure section (or of a campaign file's ``structures``), print the table and write
+    CIF/extxyz files."""
     from mlipflow.structures.preview import preview
 
-    rows = preview(file, out)
+    rows = preview(file, out, skip_md=skip_md)
     table = Table(title=f"{len(rows)} cells from {file}")
     for col in ("entry", "family", "formula", "atoms", "Σ", "strain", "note"):
         table.add_column(col, justify="right" if col in ("atoms", "Σ", "strain") else "left")
