@@ -116,6 +116,14 @@ def test_rattle_respects_guard(method):
         rattle(parent, min_distance=2.5)
 
 
+def test_rattle_series_with_neighbouring_seeds_share_no_cell():
+    parent = load_prototype("Li2O")
+    a = rattle(parent, n_structures=6, stdev=0.1, seed=1)
+    b = rattle(parent, n_structures=6, stdev=0.1, seed=2)
+    gaps = [float(np.abs(x.cart_coords - y.cart_coords).max()) for x in a for y in b]
+    assert min(gaps) > 0.01  # Å: seed + k would make five of the six cells identical
+
+
 @pytest.fixture(scope="module")
 def llzo():
     return load_prototype("LLZO-cubic")

@@ -210,7 +210,8 @@ def rattle(
     min_distance
         The guard (Å); default 0.75 x the shortest distance in the parent, capped by it.
     seed
-        Seed of ``numpy.random.default_rng``; cell ``k`` uses ``seed + k``.
+        Seed; cell ``k`` draws from ``numpy.random.default_rng([seed, k])``, so series with different seeds
+        never repeat each other's cells (``seed + k`` would: seeds 1 and 2 share five of six cells).
     n_iter
         Monte Carlo sweeps.
     max_tries
@@ -228,7 +229,7 @@ def rattle(
     lattice = structure.lattice
     out = []
     for k in range(n_structures):
-        rng = np.random.default_rng(seed + k)
+        rng = np.random.default_rng([seed, k])
         cart = structure.cart_coords.copy()
         frac = structure.frac_coords.copy()
         if method == "gaussian":
@@ -258,7 +259,7 @@ def rattle(
                 s,
                 "rattled",
                 f"{_MOD}.rattle",
-                {"stdev": stdev, "method": method, "min_distance": guard, "seed": seed + k, "n_iter": n_iter},
+                {"stdev": stdev, "method": method, "min_distance": guard, "seed": seed, "index": k, "n_iter": n_iter},
                 structure,
                 rms_displacement=rms,
             )

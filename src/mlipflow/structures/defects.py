@@ -61,7 +61,7 @@ def vacancies(
     anion
         Anion removed for ``compensation="anion"`` (default: the most electronegative element).
     seed
-        Seed of ``numpy.random.default_rng``; cell ``k`` uses ``seed + k``.
+        Seed; cell ``k`` draws from ``numpy.random.default_rng([seed, k])`` (series never overlap).
     entry
         Name used in error messages.
     """
@@ -80,7 +80,7 @@ def vacancies(
     oxi = _oxidation(structure)
     out = []
     for k in range(n_structures):
-        rng = np.random.default_rng(seed + k)
+        rng = np.random.default_rng([seed, k])
         remove = list(rng.choice(idx, size=n_remove, replace=False))
         extra: dict = {}
         if compensation == "anion":
@@ -108,7 +108,7 @@ def vacancies(
                     "element": element,
                     "target_fraction": target_fraction,
                     "compensation": compensation,
-                    "seed": seed + k,
+                    "seed": seed, "index": k,
                 },
                 structure,
                 removed=int(n_remove),
@@ -143,7 +143,7 @@ def antisites(
     n_structures
         Number of cells.
     seed
-        Seed of ``numpy.random.default_rng``; cell ``k`` uses ``seed + k``.
+        Seed; cell ``k`` draws from ``numpy.random.default_rng([seed, k])`` (series never overlap).
     entry
         Name used in error messages.
     """
@@ -156,7 +156,7 @@ def antisites(
         )
     out = []
     for k in range(n_structures):
-        rng = np.random.default_rng(seed + k)
+        rng = np.random.default_rng([seed, k])
         sa = rng.choice(ia, n_pairs, replace=False)
         sb = rng.choice(ib, n_pairs, replace=False)
         s = clean_copy(structure)
@@ -168,7 +168,7 @@ def antisites(
                 s,
                 "antisite",
                 f"{_MOD}.antisites",
-                {"species_a": species_a, "species_b": species_b, "n_pairs": n_pairs, "seed": seed + k},
+                {"species_a": species_a, "species_b": species_b, "n_pairs": n_pairs, "seed": seed, "index": k},
                 structure,
                 net_charge=0.0,
                 charge_neutral=True,
@@ -210,7 +210,7 @@ def substitute(
     n_structures
         Number of cells.
     seed
-        Seed of ``numpy.random.default_rng``; cell ``k`` uses ``seed + k``.
+        Seed; cell ``k`` draws from ``numpy.random.default_rng([seed, k])`` (series never overlap).
     entry
         Name used in error messages.
     """
@@ -233,7 +233,7 @@ def substitute(
             n_comp = round(need)
     out = []
     for k in range(n_structures):
-        rng = np.random.default_rng(seed + k)
+        rng = np.random.default_rng([seed, k])
         s = clean_copy(structure)
         chosen = rng.choice(idx, n_dopants, replace=False)
         for i in chosen:
@@ -255,7 +255,7 @@ def substitute(
                     "n_dopants": n_dopants,
                     "dopant_oxidation": q_dop,
                     "compensate_with": compensate_with,
-                    "seed": seed + k,
+                    "seed": seed, "index": k,
                 },
                 structure,
                 compensating_vacancies=n_comp,
@@ -308,7 +308,7 @@ def interdiffuse(
     n_structures
         Number of cells.
     seed
-        Seed of ``numpy.random.default_rng``; cell ``k`` uses ``seed + k``.
+        Seed; cell ``k`` draws from ``numpy.random.default_rng([seed, k])`` (series never overlap).
     entry
         Name used in error messages.
     """
@@ -334,7 +334,7 @@ def interdiffuse(
         )
     out = []
     for k in range(n_structures):
-        rng = np.random.default_rng(seed + k)
+        rng = np.random.default_rng([seed, k])
         s = clean_copy(interface)
         for i, j in zip(rng.choice(film, n_swaps, replace=False), rng.choice(sub, n_swaps, replace=False), strict=True):
             s.replace(int(i), species_b, properties=s[int(i)].properties)
@@ -349,7 +349,7 @@ def interdiffuse(
                     "species_b": species_b,
                     "n_swaps": n_swaps,
                     "max_depth": max_depth,
-                    "seed": seed + k,
+                    "seed": seed, "index": k,
                 },
                 interface,
                 interface_plane_z=float(plane),
