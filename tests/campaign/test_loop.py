@@ -102,9 +102,11 @@ def test_a_stopped_walker_or_too_few_frames_block_convergence():
 
 
 def test_next_stage_follows_the_loop():
-    assert next_stage(0, "label") == (0, "dataset")
+    assert next_stage(0, "label") == (0, "reference_md")
+    assert next_stage(0, "reference_md") == (0, "dataset")
     assert next_stage(0, "train") == (1, "explore")
     assert next_stage(1, "decide") == (1, "pick")
+    assert next_stage(1, "label") == (1, "assess")
     assert next_stage(2, "train") == (3, "explore")
 
 
