@@ -133,7 +133,7 @@ def test_two_iteration_campaign_runs_and_stops_for_a_stated_reason(stores, tmp_p
     status = campaign_status(stores, "toy")
     # iteration 0's cells and atoms, iteration 1's picks, the benchmark's test set
     assert status["labels"] == {"labeled": FIRST + 3 + TEST}
-    assert (status["iteration"], status["stage"]) == (2, "decide")
+    assert (status["iteration"], status["stage"]) == (2, "benchmark")  # the stage that ran when it stopped
     assert status["next"].startswith("nothing: the campaign stopped (max_iterations)")
     assert set(status["by_family"]) == {"rattled"}
     assert set(status["by_temperature"]["rattled"]) == {"300 K", "1200 K"}  # every sampled temperature

@@ -211,3 +211,11 @@ def test_every_entry_kind_maps_onto_a_structure_maker():
     generators = {m for m in vars(jobs).values() if isinstance(m, type) and hasattr(m, "generate")}
     # every generator Maker is reachable from some entry kind (InterdiffusionMaker through interface entries)
     assert generators - makers == {jobs.InterdiffusionMaker}
+
+
+def test_bulk_entry_keeps_its_own_min_length():
+    section = {"cutoff": 3.0, "materials": {"Li2O": {"prototype": "Li2O"}},
+               "entries": [{"name": "small", "kind": "bulk", "material": "Li2O", "min_length": 4.0},
+                           {"name": "default", "kind": "bulk", "material": "Li2O"}]}
+    small, default = build_structure_set(section).structures
+    assert len(small) == 12 and len(default) == 96  # 4.6 Å cell >= 4 Å; 2 x cutoff = 6 Å needs 2x2x2

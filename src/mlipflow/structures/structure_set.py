@@ -597,7 +597,7 @@ def expand_entry(entry: Any, materials: dict[str, Structure], cutoff: float, max
     """Generate the cells of one entry with its Maker (see :class:`StructureSetSpec`)."""
     limit = entry.max_atoms or max_atoms
     inputs = [materials[m] for m in entry.inputs()]
-    if getattr(entry, "supercell", False):
+    if getattr(entry, "supercell", False) and not isinstance(entry, SupercellEntry):  # bulk: its own min_length
         inputs = [jobs.SupercellMaker(name=entry.name, cutoff=cutoff, max_atoms=limit).generate(s)[0] for s in inputs]
     return entry.maker(cutoff, limit).generate(*inputs)
 
