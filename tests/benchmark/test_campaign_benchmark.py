@@ -33,7 +33,7 @@ def test_benchmark_of_a_campaign_fills_every_report_section(stores, tmp_path):
                 "entries": ["bulk"], "temperatures": [300.0], "n_steps": 20, "record_every": 4, "equilibration": 4,
                 "replicas": 2}},
             "convergence": {**SPEC["convergence"], "max_iterations": 1},
-            "benchmark": {**SPEC["benchmark"], "enabled": False}}
+            "benchmark": {**SPEC["benchmark"], "enabled": False, "property_md_steps": 40}}
     doc = run_campaign(stores, CampaignSpec(**spec), root_dir=tmp_path)
     assert doc["state"] == "max_iterations" and "benchmark" not in doc  # the stage was switched off
     env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200")
