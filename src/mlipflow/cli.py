@@ -345,8 +345,17 @@ def worker(
     from mlipflow.campaign.progress import watch
     from mlipflow.storage import get_stores
 
-    with watch(get_stores(), f"worker-{category or 'any'}"):
+    stores = get_stores()
+    with watch(stores, f"worker-{category or 'any'}"):
         run_worker(category=category, nlaunches=nlaunches, max_loops=max_loops, sleep_time=sleep)
+    from mlipflow.execution import waiting_elsewhere
+
+    waiting = waiting_elsewhere(stores.launchpad, category)
+    if waiting:
+        listed = ", ".join(f"{n} in {c}" for c, n in sorted(waiting.items()))
+        starts = " or ".join(f"`mlipflow worker --category {c}`" for c in sorted(waiting) if c != "any")
+        console.print(f"worker {category}: nothing left to run here; waiting for other workers: {listed} "
+                      f"firework(s){f' (start {starts})' if starts else ''}")
 
 
 def _campaign_flow(path: Path):

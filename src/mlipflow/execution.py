@@ -207,6 +207,22 @@ def run_worker(
     )
 
 
+def waiting_elsewhere(launchpad: LaunchPad, category: str | None) -> dict[str, int]:
+    """Fireworks still queued (READY or WAITING) that a worker of ``category`` cannot run, by their category.
+
+    Empty for a worker of any category (``None``).  A worker that ran out of work calls this to say what the
+    campaign now waits for (e.g. ``{"gpu": 3}``: start a gpu worker).
+    """
+    if category is None:
+        return {}
+    counts: dict[str, int] = {}
+    for fw in launchpad.fireworks.find({"state": {"$in": ["READY", "WAITING"]}, "spec._category": {"$ne": category}},
+                                       {"spec._category": 1}):
+        other = str((fw.get("spec") or {}).get("_category") or "any")
+        counts[other] = counts.get(other, 0) + 1
+    return counts
+
+
 # ------------------------------------------------------------------------------ running a campaign here
 #: prefix of the FireWorks worker name of an in-process run (``run_here``): ``mlipflow-run <campaign>@<host>:<pid>``
 HERE_WORKER = "mlipflow-run"

@@ -153,6 +153,39 @@ def test_two_iteration_campaign_runs_and_stops_for_a_stated_reason(stores, tmp_p
     assert stores.models.count_documents({}) == n_models
     assert stores.collection(TRAJECTORIES).count_documents({}) == n_traj
     assert max(d.get("attempts", 0) for d in stores.frames.find({}, {"attempts": 1})) == 1
+    _every_output_is_its_declared_document(stores, "toy")
+
+
+def _every_output_is_its_declared_document(stores, campaign: str) -> None:
+    """Walk the JobStore of a finished campaign: each job's output validates as its job's ``output_schema``.
+
+    The schema comes from the job as it was queued (its firework); jobs that only plan (they replace themselves
+    by a flow, output None) and jobflow's own ``store_inputs`` are the only ones without a document.
+    """
+    import importlib
+
+    from monty.json import MontyDecoder
+    from pydantic import BaseModel
+
+    schemas = {}
+    for fw in stores.launchpad.fireworks.find({"spec.campaign": campaign}, {"spec._tasks.job": 1}):
+        job = fw["spec"]["_tasks"][0]["job"]
+        schema = job.get("output_schema")
+        schemas[job["uuid"]] = (job["name"], job["metadata"],
+                                getattr(importlib.import_module(schema["@module"]), schema["@callable"])
+                                if schema else None)
+    checked = set()
+    for doc in stores.jobstore.query({"uuid": {"$in": list(schemas)}}, properties=["uuid", "output"]):
+        name, metadata, schema = schemas[doc["uuid"]]
+        if name == "store_inputs" or metadata.get("plans"):
+            continue
+        assert schema is not None and issubclass(schema, BaseModel), f"job {name!r} declares no document type"
+        output = MontyDecoder().process_decoded(doc["output"])
+        assert isinstance(output, schema), (name, type(output))
+        schema.model_validate(output.model_dump())  # and it validates field by field
+        checked.add(schema.__name__)
+    assert {"StructureSetDoc", "LabelSummary", "DatasetVersionDoc", "ModelDoc", "SamplingSummary", "SelectionResult",
+            "IterationRecord", "BenchmarkDoc"} <= checked, checked
 
 
 def test_campaign_through_fireworks_with_cpu_and_gpu_workers(stores, tmp_path, monkeypatch):
@@ -280,3 +313,12 @@ def test_resources_decide_the_category_of_every_job(stores):
     assert training and all(category[n] == "cpu" for n in training), category
     assert all(category[n] == "gpu" for n in category if "explore" in n)
     assert not any(c == "gpu" for n, c in category.items() if "train" in n or "label" in n)
+    from mlipflow.execution import waiting_elsewhere
+
+    assert waiting_elsewhere(stores.launchpad, "cpu")["gpu"] >= 1 and waiting_elsewhere(stores.launchpad, None) == {}
+    # a gpu worker finds nothing ready (the gpu jobs wait for labels and training) and says what it waits for
+    shown = subprocess.run([sys.executable, "-m", "mlipflow", "worker", "--category", "gpu", "--sleep", "1"],
+                           capture_output=True, text=True, timeout=300, env=dict(os.environ, COLUMNS="200"))
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "worker gpu: nothing left to run here; waiting for other workers:" in shown.stdout, shown.stdout
+    assert "`mlipflow worker --category cpu`" in shown.stdout

@@ -95,7 +95,7 @@ def test_makers_run_in_jobflow():
     out = responses[rattle_job.uuid][1].output
     assert len(out) == 2 and out[0].properties["provenance"]["family"] == "rattled"
     assert responses[amo_job.uuid][1].output[0].properties["provenance"]["family"] == "amorphous"
-    assert responses[set_job.uuid][1].output["counts"] == {"strained": 2}
+    assert responses[set_job.uuid][1].output.counts == {"strained": 2}
 
 
 def test_shipped_example_section_validates():

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobflow import Flow, Maker, job
+from jobflow import Flow, Maker, OutputReference, Response, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -261,6 +261,15 @@ def benchmark_summary_job(campaign: str | None, committee: str, model_id: str, r
 
 
 @dataclass
+@job
+def benchmark_when_known(maker: CampaignBenchmarkMaker, committee: Any, structures: Any = None, reference: Any = None,
+                         campaign: str | None = None, model: str | None = None, subject: str | None = None
+                         ) -> Response:
+    """Replace this job by ``maker``'s benchmark flow once the committee (a job's output) is trained."""
+    return Response(replace=maker.make(committee=committee, structures=structures, reference=reference,
+                                       campaign=campaign, model=model, subject=subject))
+
+
 class CampaignBenchmarkMaker(Maker):
     """The benchmark of a campaign's final committee against the campaign's labeler.
 
@@ -308,6 +317,12 @@ class CampaignBenchmarkMaker(Maker):
 
         st = self._settings()
         committee_id = _get(committee, "model_id", committee)
+        if isinstance(committee, OutputReference) or isinstance(structures, OutputReference):
+            # the committee of this same flow (or its cells) is not trained yet: plan once it is
+            planned = benchmark_when_known(self, committee, structures, reference, campaign, model, subject)
+            planned.name = f"{self.name}: plan"
+            planned.metadata["plans"] = True
+            return Flow([planned], output=planned.output, name=self.name)
         if model is None:
             from mlipflow.storage import get_stores
 

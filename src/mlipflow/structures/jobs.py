@@ -17,6 +17,7 @@ from jobflow import Maker, job
 from pymatgen.core import Structure
 
 from mlipflow.structures import amorphous, bulk, defects, grain_boundaries, interfaces, slabs
+from mlipflow.structures.schemas import StructureSetDoc
 
 
 @dataclass
@@ -334,16 +335,16 @@ class MixtureMaker(Maker):
 class StructureSetMaker(Maker):
     """Expand a campaign's structure section into all starting cells.
 
-    The job's output is a dict: ``structures`` (list of Structures with provenance), ``counts`` (cells per
-    family) and ``rows`` (the preview table).  Cells larger than the section's ``max_atoms`` are refused with a
-    ``StructureError`` naming the entry.
+    The job's output is a :class:`~mlipflow.structures.schemas.StructureSetDoc`: ``structures`` (with
+    provenance), ``counts`` (cells per family) and ``rows`` (the preview table).  Cells larger than the
+    section's ``max_atoms`` are refused with a ``StructureError`` naming the entry.
     """
 
     name: str = "structure_set"
     spec: dict[str, Any] | None = field(default=None)
 
-    @job
-    def make(self, spec: dict[str, Any] | str | Path | None = None) -> dict[str, Any]:
+    @job(output_schema=StructureSetDoc)
+    def make(self, spec: dict[str, Any] | str | Path | None = None) -> StructureSetDoc:
         from mlipflow.structures.structure_set import StructureSetSpec, build_structure_set
 
         section = spec if spec is not None else self.spec
@@ -354,4 +355,4 @@ class StructureSetMaker(Maker):
         if isinstance(section, StructureSetSpec):
             section = section.model_dump()
         result = build_structure_set(section)
-        return {"structures": result.structures, "counts": result.counts, "rows": result.rows}
+        return StructureSetDoc(structures=result.structures, counts=result.counts, rows=result.rows)
