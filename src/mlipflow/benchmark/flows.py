@@ -260,7 +260,6 @@ def benchmark_summary_job(campaign: str | None, committee: str, model_id: str, r
     return doc
 
 
-@dataclass
 @job
 def benchmark_when_known(maker: CampaignBenchmarkMaker, committee: Any, structures: Any = None, reference: Any = None,
                          campaign: str | None = None, model: str | None = None, subject: str | None = None
@@ -270,6 +269,7 @@ def benchmark_when_known(maker: CampaignBenchmarkMaker, committee: Any, structur
                                        campaign=campaign, model=model, subject=subject))
 
 
+@dataclass
 class CampaignBenchmarkMaker(Maker):
     """The benchmark of a campaign's final committee against the campaign's labeler.
 
