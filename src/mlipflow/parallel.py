@@ -43,6 +43,10 @@ def _init(builder: Any, settings: Any, with_stores: bool) -> None:  # pragma: no
 
         _CONTEXT.stores = get_stores(settings)
     _CONTEXT.calculator = builder.build() if builder is not None else None
+    if settings is not None:  # a calculator may set its own thread count: the processes share the cores
+        import torch
+
+        torch.set_num_threads(max(1, int(settings.torch_threads)))
 
 
 def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:  # pragma: no cover - runs in the child

@@ -273,7 +273,9 @@ def labeler_from_spec(spec: CampaignSpec) -> Any:
     from mlipflow.labeling.surrogate import SurrogateLabeler
 
     if spec.labeler.kind == "surrogate":
-        return SurrogateLabeler(calculator=spec.labeler.calculator, **spec.labeler.settings)
+        # labels computed in this process use the campaign's cores (MD walkers in processes use one each)
+        threads = {"torch_threads": spec.resources.processes} if "torch_threads" not in spec.labeler.settings else {}
+        return SurrogateLabeler(calculator=spec.labeler.calculator, **spec.labeler.settings, **threads)
     if spec.labeler.kind == "cp2k":
         from mlipflow.labeling.cp2k import Cp2kLabeler
 
