@@ -165,10 +165,16 @@ TOY_CLI = "toy-cli"
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
-    """``mlipflow run`` of a one-iteration toy campaign into a pipe (COLUMNS=80): home, env, the process."""
+    """`mlipflow run` of a one-iteration toy campaign on a user CIF, into a pipe (COLUMNS=80): home, env, process."""
     home = tmp_path_factory.mktemp("toy-cli-home")
     spec = yaml.safe_load((ROOT / "flows" / "campaign_toy.yaml").read_text())
     spec.update(name=TOY_CLI, convergence={**spec["convergence"], "max_iterations": 1})
+    # the user's own structure file as the material (a CIF written here, found next to the campaign file)
+    from mlipflow.structures import load_prototype
+
+    load_prototype("Li2O").to(filename=str(home / "my_li2o.cif"))
+    for section in ("structures", "explore"):
+        spec[section]["materials"] = {"Li2O": {"file": "my_li2o.cif"}}
     spec["trainer"]["hyperparams"]["max_num_epochs"] = 2
     path = home / "toy.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -229,6 +235,7 @@ def test_status_fits_80_columns_in_a_pipe_and_prints_json(toy_run):
     assert doc["benchmark"] == {"trajectory_errors": {"rmse_f": 0.1}}  # every field of the campaign document
     labeled = stores.frames.count_documents({"status": "labeled"})
     assert labeled >= 19 + 3  # iteration 0's cells and atoms, iteration 1's picks (and the benchmark's test set)
+    assert stores.frames.count_documents({"provenance.parent": "file my_li2o.cif"}) >= 1  # cut from the user's CIF
     assert doc["spec"]["name"] == TOY_CLI and doc["labels"]["labeled"] == labeled and doc["next"].startswith("nothing")
 
 
