@@ -17,6 +17,7 @@ from mlipflow.campaign.loop import campaign_from_spec
 from mlipflow.campaign.spec import CampaignSpec, load_campaign
 from mlipflow.execution import submit
 from mlipflow.storage import get_stores
+from mlipflow.yamlio import validate_with_lines
 
 HERE = Path(__file__).resolve().parent
 
@@ -27,7 +28,7 @@ def build(path: str | Path = HERE / "campaign_li2o.yaml", epochs: int | None = N
     if epochs is not None:
         data = spec.model_dump(mode="json")
         data["trainer"]["hyperparams"] = {**data["trainer"]["hyperparams"], "max_num_epochs": epochs}
-        spec = CampaignSpec(**data)
+        spec = validate_with_lines(data, CampaignSpec, f"{path} (max_num_epochs set in Python)", {})
     return spec
 
 

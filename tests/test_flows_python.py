@@ -21,7 +21,9 @@ def _example(name: str):
 
 def test_submit_campaign_queues_the_flagship_flow(stores):
     example = _example("submit_campaign")
-    with pytest.raises(Exception, match="max_num_epochs"):
+    from mlipflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"trainer\.hyperparams\.max_num_epochs: Input should be greater"):
         example.build(ROOT / "flows" / "campaign_toy.yaml", epochs=0)  # the validated model refuses it, naming it
     ids = example.main([str(ROOT / "flows" / "campaign_toy.yaml"), "--epochs", "2"])
     fws = list(stores.launchpad.fireworks.find({"spec.campaign": "toy"}, {"name": 1, "state": 1}))

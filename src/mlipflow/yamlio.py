@@ -131,11 +131,12 @@ def format_validation_error(exc: ValidationError, source: str, lines: dict[tuple
         if key is not None:
             raw = (*raw, *(key if isinstance(key, tuple | list) else (key,)))
         for i, part in enumerate(raw):
-            if (*loc, part) in lines or i == len(raw) - 1:
+            if not lines or (*loc, part) in lines or i == len(raw) - 1:  # no YAML lines: keep the whole path
                 loc = (*loc, part)
         where = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(loc, lines)
-        problems.append(f"{source}:{line if line else '?'}: {where}: {_message(err, model)}")
+        problems.append(f"{source}:{line if line else '?'}: {where}: {_message(err, model)}" if lines
+                        else f"{source}: {where}: {_message(err, model)}")
     return "\n".join(problems)
 
 

@@ -609,36 +609,8 @@ def grain_boundary_translations(
         rotation_angle = min(avail[sigma])
     if plane is None:
         plane = _default_plane(lat, axis, rotation_angle, gb_type, entry)  # type: ignore[arg-type]
-    gen_plane = None if plane is None else _to_generator_indices(lat, plane, "plane")
-
-    def build(expand: int, gap: float):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                return lat.generator.gb_from_parameters(
-                    gen_axis, rotation_angle, expand_times=expand, vacuum_thickness=gap, plane=gen_plane,
-                    ratio=lat.ratio, rm_ratio=0.0)
-            except (ValueError, RuntimeError) as exc:
-                raise StructureError(
-                    f"{entry}: pymatgen cannot build a boundary with axis {list(axis)}, angle {rotation_angle:.3f}°, "
-                    f"plane {plane}: {exc}; check that the angle is a CSL angle of this axis") from None
-
-    # pymatgen opens the "vacuum" along a x b, which points against c in left-handed cells: open it along c
-    gb = build(1, 0.0)
-    mat = gb.lattice.matrix
-    gap = _BUILD_GAP if np.dot(np.cross(mat[0], mat[1]), mat[2]) > 0 else -_BUILD_GAP
-    grain = perpendicular_widths(gb)[2] / 2.0
-    expand = max(1, math.ceil(min_grain_thickness / grain - 1e-9))
-    gb = build(expand, gap)
-    scale = [1, 1, 1]
-    if min_in_plane:
-        w = perpendicular_widths(gb)
-        scale = [max(1, math.ceil(min_in_plane / w[i] - 1e-9)) for i in (0, 1)] + [1]
-    n = len(gb) * scale[0] * scale[1]
-    if max_atoms is not None and n > max_atoms:
-        raise StructureError(
-            f"{entry}: the Σ{gb.sigma} boundary with grains ≥ {min_grain_thickness} Å has {n} atoms > max_atoms "
-            f"{max_atoms}; lower min_grain_thickness/min_in_plane, pick a smaller Σ or raise max_atoms")
+    gb, expand, scale = _csl_bicrystal(lat, axis, rotation_angle, plane, min_grain_thickness, min_in_plane,
+                                       max_atoms, entry)
     labels = list(gb.site_properties["grain_label"])
     base = Structure(gb.lattice, gb.species, gb.frac_coords, site_properties={"grain": [
         "top" if lab.startswith("top") else "bottom" for lab in labels]})
@@ -665,47 +637,16 @@ def grain_boundary_translations(
         for dz in search.expansions:
             cart, matrix = _place(base, top, normal, shift, dz)
             trials.append(_Trial(shift, float(dz), min_floor_ratio(cart, matrix, floor_matrix), cart, matrix))
-    passed = [t for t in trials if t.ratio >= 1.0]
-    removed_units = 0
+    passed, removed_units = _overlap_free(trials, base, floors, conv, bonds)
     if not passed:
-        best = sorted(trials, key=lambda t: -t.ratio)[:3]
-        for t in best:
-            s, removed_units = _remove_overlaps(t.structure(base), floors, conv, bonds)
-            t._structure, t.cart, t.matrix = s, s.cart_coords, s.lattice.matrix
-            t.ratio = closest_violation(s, floors)[0]
-        passed = [t for t in best if t.ratio >= 1.0]
-        if not passed:
-            raise StructureError(
-                f"{entry}: no translation of the Σ{gb.sigma} {plane} boundary keeps every pair ≥ {overlap_fraction} x "
-                "its bulk distance, even after removing overlapping formula units; lower overlap_fraction or widen "
-                "expansions")
+        raise StructureError(
+            f"{entry}: no translation of the Σ{gb.sigma} {plane} boundary keeps every pair ≥ {overlap_fraction} x "
+            "its bulk distance, even after removing overlapping formula units; lower overlap_fraction or widen "
+            "expansions")
+    if removed_units:
         logger.info("%s: no translation was free of overlaps; removed %d formula units", entry, removed_units)
-    oxi = _oxidation(conv)
-    base_charges = None if oxi is None else np.array([oxi[x.specie.symbol] for x in base])
     calc = None if search.rank_by in ("coulomb", "geometry") else _calculator(search.rank_by)
-    passed.sort(key=lambda t: -t.ratio)
-    if search.rank_by != "geometry" and oxi:
-        for t in passed:
-            charges = np.array([oxi[x.specie.symbol] for x in t.structure(base)]) if t._structure is not None \
-                else base_charges
-            t.coulomb = _coulomb(t.cart, t.matrix, charges)
-        passed.sort(key=lambda t: t.coulomb)  # type: ignore[arg-type, return-value]
-    e_bulk = None
-    if calc is not None:
-        passed = passed[: search.max_evaluations]
-        for t in passed:
-            t.energy = _energy(t.structure(base), calc)
-        passed.sort(key=lambda t: t.energy)  # type: ignore[arg-type, return-value]
-        e_bulk = _energy(conv, calc) / len(conv)
-    kept: list[_Trial] = []
-    for t in passed:
-        value = t.energy if t.energy is not None else t.coulomb
-        if value is not None and any(abs((k.energy if k.energy is not None else k.coulomb) - value)
-                                     < 1e-4 * len(t.cart) for k in kept):
-            continue  # a symmetry-equivalent translation
-        kept.append(t)
-        if len(kept) >= search.n_keep:
-            break
+    kept, e_bulk = _rank_translations(passed, base, conv, search, calc)
     area = float(np.linalg.norm(np.cross(m[0], m[1])))
     out = []
     for rank, t in enumerate(kept):
@@ -752,6 +693,93 @@ def grain_boundary_translations(
             **extra,
         ))
     return out
+
+
+def _csl_bicrystal(lat: Any, axis: tuple[int, ...], rotation_angle: float, plane: Sequence[int] | None,
+                   min_grain_thickness: float, min_in_plane: float | None, max_atoms: int | None, entry: str
+                   ) -> tuple[Any, int, list[int]]:
+    """pymatgen's CSL bicrystal with grains of at least ``min_grain_thickness`` Å: (the GrainBoundary, its
+    expand_times, the in-plane supercell scaling for ``min_in_plane``); refuses more than ``max_atoms``."""
+    gen_axis = _to_generator_indices(lat, axis, "axis")
+    gen_plane = None if plane is None else _to_generator_indices(lat, plane, "plane")
+
+    def build(expand: int, gap: float):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return lat.generator.gb_from_parameters(
+                    gen_axis, rotation_angle, expand_times=expand, vacuum_thickness=gap, plane=gen_plane,
+                    ratio=lat.ratio, rm_ratio=0.0)
+            except (ValueError, RuntimeError) as exc:
+                raise StructureError(
+                    f"{entry}: pymatgen cannot build a boundary with axis {list(axis)}, angle {rotation_angle:.3f}°, "
+                    f"plane {plane}: {exc}; check that the angle is a CSL angle of this axis") from None
+
+    # pymatgen opens the "vacuum" along a x b, which points against c in left-handed cells: open it along c
+    gb = build(1, 0.0)
+    mat = gb.lattice.matrix
+    gap = _BUILD_GAP if np.dot(np.cross(mat[0], mat[1]), mat[2]) > 0 else -_BUILD_GAP
+    grain = perpendicular_widths(gb)[2] / 2.0
+    expand = max(1, math.ceil(min_grain_thickness / grain - 1e-9))
+    gb = build(expand, gap)
+    scale = [1, 1, 1]
+    if min_in_plane:
+        w = perpendicular_widths(gb)
+        scale = [max(1, math.ceil(min_in_plane / w[i] - 1e-9)) for i in (0, 1)] + [1]
+    n = len(gb) * scale[0] * scale[1]
+    if max_atoms is not None and n > max_atoms:
+        raise StructureError(
+            f"{entry}: the Σ{gb.sigma} boundary with grains ≥ {min_grain_thickness} Å has {n} atoms > max_atoms "
+            f"{max_atoms}; lower min_grain_thickness/min_in_plane, pick a smaller Σ or raise max_atoms")
+    return gb, expand, scale
+
+
+def _overlap_free(trials: list[_Trial], base: Structure, floors: dict, conv: Structure, bonds: Any
+                  ) -> tuple[list[_Trial], int]:
+    """The trials that keep every pair above its floor; if none does, the 3 best after removing overlapping
+    formula units (with the number of units removed)."""
+    passed = [t for t in trials if t.ratio >= 1.0]
+    if passed:
+        return passed, 0
+    removed_units = 0
+    best = sorted(trials, key=lambda t: -t.ratio)[:3]
+    for t in best:
+        s, removed_units = _remove_overlaps(t.structure(base), floors, conv, bonds)
+        t._structure, t.cart, t.matrix = s, s.cart_coords, s.lattice.matrix
+        t.ratio = closest_violation(s, floors)[0]
+    return [t for t in best if t.ratio >= 1.0], removed_units
+
+
+def _rank_translations(passed: list[_Trial], base: Structure, conv: Structure, search: TranslationSearch,
+                       calc: Any) -> tuple[list[_Trial], float | None]:
+    """Rank the overlap-free translations (point charges, then the calculator's energy if any) and keep the
+    ``search.n_keep`` best that are not symmetry-equivalent; also the bulk energy per atom (eV) of the calculator."""
+    oxi = _oxidation(conv)
+    base_charges = None if oxi is None else np.array([oxi[x.specie.symbol] for x in base])
+    passed.sort(key=lambda t: -t.ratio)
+    if search.rank_by != "geometry" and oxi:
+        for t in passed:
+            charges = np.array([oxi[x.specie.symbol] for x in t.structure(base)]) if t._structure is not None \
+                else base_charges
+            t.coulomb = _coulomb(t.cart, t.matrix, charges)
+        passed.sort(key=lambda t: t.coulomb)  # type: ignore[arg-type, return-value]
+    e_bulk = None
+    if calc is not None:
+        passed = passed[: search.max_evaluations]
+        for t in passed:
+            t.energy = _energy(t.structure(base), calc)
+        passed.sort(key=lambda t: t.energy)  # type: ignore[arg-type, return-value]
+        e_bulk = _energy(conv, calc) / len(conv)
+    kept: list[_Trial] = []
+    for t in passed:
+        value = t.energy if t.energy is not None else t.coulomb
+        if value is not None and any(abs((k.energy if k.energy is not None else k.coulomb) - value)
+                                     < 1e-4 * len(t.cart) for k in kept):
+            continue  # a symmetry-equivalent translation
+        kept.append(t)
+        if len(kept) >= search.n_keep:
+            break
+    return kept, e_bulk
 
 
 def _parallel(plane: Sequence[int], axis: Sequence[int], conv: Structure) -> bool:
