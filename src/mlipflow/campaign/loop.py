@@ -303,7 +303,7 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
     trainer = CommitteeTrainMaker(
         trainer=MaceTrainMaker(hyperparams=hp, model_name=f"{spec.name}-mace", resource=spec.resources.training),
         n_models=spec.trainer.committee_size, committee_name=f"{spec.name}-committee",
-        members_per_job=spec.resources.processes)
+        members_per_job=spec.trainer.members_at_once or spec.resources.processes)
     warm = None
     if spec.trainer.warm_start:
         warm_hp = hp.with_updates(**spec.trainer.warm_start_hyperparams)

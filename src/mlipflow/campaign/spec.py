@@ -68,6 +68,9 @@ class TrainerSpec(_Spec):
     warm_start_hyperparams: dict[str, Any] = Field(
         default_factory=dict, description="MaceHyperParams fields changed for warm-started trainings (e.g. fewer "
                                           "epochs, a lower lr)")
+    members_at_once: int | None = Field(
+        None, ge=1, description="members trained side by side, one process each (default resources.processes); "
+                                "e.g. 3 members at once on 2 cores take about 1.5x one member, 2 rounds take 2x")
 
     @model_validator(mode="after")
     def _hyperparams_are_mace_ones(self) -> TrainerSpec:
