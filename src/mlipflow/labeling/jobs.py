@@ -126,7 +126,8 @@ def label_structures(
                 frame_dir = Path(tempfile.mkdtemp(prefix=f"label_{frame_id[:12]}_", dir=root))
             try:
                 calls += 1
-                result = labeler.label_one(claim.structure, frame_dir)
+                with ledger.heartbeat(claim):  # renews the claim while the calculation lives
+                    result = labeler.label_one(claim.structure, frame_dir)
             except (KeyboardInterrupt, SystemExit):
                 ledger.release(claim)
                 raise
