@@ -65,6 +65,8 @@ class Labeler(MSONable, abc.ABC):
     computes_stress: bool = True
     #: whether label_one needs its own working directory (DFT codes write files)
     needs_workdir: bool = False
+    #: whether labels depend on the total charge: frames then carry it (``Structure.charge``, in the frame id)
+    uses_charge: bool = False
 
     @property
     @abc.abstractmethod

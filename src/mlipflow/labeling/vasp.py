@@ -6,6 +6,9 @@ frame id):
 * PBE (``GGA = PE``, PBE_54 POTCARs as in atomate2), ``ENCUT = 520`` eV, ``PREC = Accurate``, ``LASPH``,
   ``EDIFF = 1e-6`` eV;
 * spin polarised (``ISPIN = 2``), initial moments from pymatgen's defaults;
+* per frame (:func:`spin_updates`, :mod:`mlipflow.labeling.electronic`): ``NELECT`` from the frame's charge
+  (set from the provenance's ``net_charge``), ``ISPIN = 2`` for odd electron counts, an isolated atom's
+  Hund's-rule moment fixed by ``NUPDOWN``;
 * Gaussian smearing ``ISMEAR = 0``, ``SIGMA = 0.05`` eV for every frame (tetrahedron smearing gives wrong
   forces in metals, and labels must not switch smearing kind with the band gap: ``auto_ismear`` is off);
 * k-points from a density of 100 per Å⁻³ of reciprocal volume (Γ-centred), the same for metals and insulators
@@ -42,6 +45,7 @@ from mlipflow.data import LabelerInfo
 from mlipflow.errors import LabelingError
 from mlipflow.labeling.base import Labeler, LabelResult
 from mlipflow.labeling.consistency import corrections_from_custodian, guard_handlers
+from mlipflow.labeling.electronic import RULES_VERSION, multiplicity, structure_charge
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +174,11 @@ def _make_generator_class() -> type:
                 "LVTOT": False,
                 "LORBIT": 11,
             }
+            if self.structure is not None:
+                updates.update(spin_updates(self.structure, int(self.config_dict["INCAR"].get("ISPIN", 2)) == 2))
+                charge = structure_charge(self.structure)
+                if charge:  # POTCAR valences (pymatgen) minus the frame's charge; neutral frames keep VASP's count
+                    updates["NELECT"] = float(self.nelect) - charge
             if self.dipole_correction and self.structure is not None:
                 centre = np.asarray(self.structure.frac_coords).mean(axis=0)
                 masses = np.array([site.specie.atomic_mass for site in self.structure])
@@ -182,6 +191,22 @@ def _make_generator_class() -> type:
 
 
 BatteryInterfaceSetGenerator = _make_generator_class()
+
+
+def spin_updates(structure: Structure, spin_polarized: bool) -> dict[str, Any]:
+    """Per-frame spin settings by :mod:`mlipflow.labeling.electronic`'s rules.
+
+    ``NELECT`` (POTCAR valences minus the frame's charge) is set by the generator for charged frames.
+    Here: an odd electron count is spin polarised (``ISPIN = 2``) even when the labeler
+    is not; an isolated neutral atom has its Hund's-rule moment fixed (``NUPDOWN``, ``MAGMOM``).
+    """
+    mult = multiplicity(structure)
+    updates: dict[str, Any] = {}
+    if mult > 1 and not spin_polarized:
+        updates["ISPIN"] = 2
+    if len(structure) == 1 and structure_charge(structure) == 0:
+        updates.update(ISPIN=2, NUPDOWN=mult - 1, MAGMOM=[float(mult - 1)])
+    return updates
 
 
 def label_safe_vasp_handlers() -> list[Any]:
@@ -233,6 +258,7 @@ class VaspLabeler(Labeler):
     run_vasp_kwargs: dict[str, Any] = field(default_factory=dict)
 
     needs_workdir = True
+    uses_charge = True
 
     @property
     def u_values(self) -> dict[str, float]:
@@ -253,6 +279,7 @@ class VaspLabeler(Labeler):
             "ediff_ev": self.ediff,
             "dipole_correction": self.dipole_correction,
             "user_incar_settings": self.user_incar_settings,
+            "charge_and_spin": f"mlipflow.labeling.electronic rules v{RULES_VERSION}; NELECT from the charge",
         }
         return LabelerInfo(
             name="vasp-pbe+u" if self.u_values else "vasp-pbe", kind="dft", version=None, settings=settings
