@@ -155,3 +155,33 @@ def test_dipole_correction_for_slabs():
     incar = battery_interface_set_generator(dipole_correction=True).get_input_set(s, potcar_spec=True).incar
     assert incar["LDIPOL"] is True and incar["IDIPOL"] == 3 and len(incar["DIPOL"]) == 3
     assert VaspLabeler(dipole_correction=True).info.settings["dipole_correction"] is True
+
+
+def test_vasp_preflight_says_what_to_set(tmp_path, monkeypatch):
+    from pymatgen.core import SETTINGS
+
+    from mlipflow.errors import ConfigError
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    labeler = VaspLabeler(run_vasp_kwargs={"vasp_cmd": "vasp_std"})
+    with pytest.raises(ConfigError, match=r"vasp_std not found on the PATH .*set ATOMATE2_VASP_CMD"):
+        labeler.preflight(["Li", "Co", "O"])
+    exe = bin_dir / "vasp_std"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.delitem(SETTINGS, "PMG_VASP_PSP_DIR", raising=False)
+    monkeypatch.delenv("PMG_VASP_PSP_DIR", raising=False)
+    with pytest.raises(ConfigError, match="PMG_VASP_PSP_DIR is not set"):
+        labeler.preflight(["Li", "Co", "O"])
+    psp = tmp_path / "psp"
+    monkeypatch.setitem(SETTINGS, "PMG_VASP_PSP_DIR", str(psp))
+    with pytest.raises(ConfigError, match="no POT_GGA_PAW_PBE_54 directory"):
+        labeler.preflight(["Li"])
+    (psp / "POT_GGA_PAW_PBE_54").mkdir(parents=True)
+    for name in ("Li_sv", "Co"):
+        (psp / "POT_GGA_PAW_PBE_54" / f"POTCAR.{name}.gz").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"no PBE_54 POTCAR for \['O'\]"):
+        labeler.preflight(["Li", "Co", "O"])
+    labeler.preflight(["Li", "Co"])

@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,42 @@ def cp2k_version(cmd: str = "cp2k.psmp") -> str | None:
         return None
     match = re.search(r"CP2K version ([\w.]+)", out)
     return match.group(1) if match else None
+
+
+def missing_executables(cmd: str, code_hint: str) -> list[str]:
+    """Programs of a launch command (``mpirun -np 2 cp2k.psmp``) that are not on the PATH.
+
+    The launcher (first word) and the first word that contains ``code_hint`` are checked.
+    """
+    import shlex
+
+    words = shlex.split(cmd)
+    wanted = [words[0]] if words else []
+    wanted += [w for w in words[1:] if code_hint in os.path.basename(w).lower()][:1]
+    return [w for w in dict.fromkeys(wanted) if shutil.which(w) is None]
+
+
+def check_cp2k(cmd: str | None = None, data_dir: str | Path | None = None, elements: Iterable[str] = ()) -> str:
+    """Check that CP2K can run here; return a one-line description of what will run.
+
+    Raises
+    ------
+    ConfigError
+        When the CP2K binary or launcher is not on the PATH, or pymatgen's CP2K data directory (or an
+        element's file in it) is missing; the message says what to install or set.
+    """
+    cmd = cmd or default_cp2k_cmd()
+    missing = missing_executables(cmd, "cp2k")
+    if missing:
+        raise ConfigError(
+            f"CP2K labeler: {', '.join(missing)} not found on the PATH (command {cmd!r}): install CP2K "
+            "(`apt-get install cp2k`, or scripts/setup_system.sh) or set ATOMATE2_CP2K_CMD to a working command"
+        )
+    path = ensure_pmg_cp2k_settings(data_dir)
+    absent = sorted(el for el in set(elements) if not (path / el).is_file())
+    if absent:
+        raise ConfigError(f"CP2K labeler: no pymatgen CP2K data for {absent} in {path}: re-run scripts/setup_cp2k.sh")
+    return f"{cmd} (data {path})"
 
 
 def ensure_pmg_cp2k_settings(data_dir: str | Path | None = None) -> Path:
@@ -235,6 +272,10 @@ class Cp2kLabeler(Labeler):
             vacuum_gap=self.vacuum_gap,
             allow_small_gamma=self.allow_small_gamma,
         )
+
+    def preflight(self, elements: Iterable[str] = ()) -> None:
+        """Check the CP2K command, MPI launcher and pymatgen CP2K data (see :func:`check_cp2k`)."""
+        check_cp2k(self.cp2k_cmd or default_cp2k_cmd(), self.data_dir, elements)
 
     def setup(self) -> None:
         ensure_pmg_cp2k_settings(self.data_dir)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,58 @@ def spin_updates(structure: Structure, spin_polarized: bool) -> dict[str, Any]:
     return updates
 
 
+def check_vasp(vasp_cmd: str | None = None, elements: Iterable[str] = ()) -> str:
+    """Check that VASP can run here; return a one-line description of what will run.
+
+    The command is ``vasp_cmd``, else atomate2's ``VASP_CMD`` (``ATOMATE2_VASP_CMD`` or ``~/.atomate2.yaml``,
+    default ``vasp_std``); POTCARs are looked up in pymatgen's ``PMG_VASP_PSP_DIR`` (PBE_54 set).
+
+    Raises
+    ------
+    ConfigError
+        When the command's programs are not on the PATH, ``PMG_VASP_PSP_DIR`` is unset or lacks the PBE_54
+        directory, or a POTCAR of ``elements`` is missing; the message says what to set.
+    """
+    from atomate2 import SETTINGS as A2
+    from pymatgen.core import SETTINGS as PMG
+    from pymatgen.io.vasp.inputs import PotcarSingle
+
+    from mlipflow.errors import ConfigError
+    from mlipflow.labeling.cp2k import missing_executables
+
+    cmd = vasp_cmd or str(A2.VASP_CMD)
+    missing = missing_executables(cmd, "vasp")
+    if missing:
+        raise ConfigError(
+            f"VASP labeler: {', '.join(missing)} not found on the PATH (command {cmd!r}): set ATOMATE2_VASP_CMD "
+            "(e.g. 'srun vasp_std') on a machine with VASP, or MLIPFLOW_REMOTE_LABELER=1 where only workers have it"
+        )
+    psp = PMG.get("PMG_VASP_PSP_DIR") or os.environ.get("PMG_VASP_PSP_DIR")
+    if not psp:
+        raise ConfigError("VASP labeler: PMG_VASP_PSP_DIR is not set: point it at your POTCAR library "
+                          "(`pmg config --add PMG_VASP_PSP_DIR <dir>`)")
+    root = Path(psp) / PotcarSingle.functional_dir["PBE_54"]
+    if not root.is_dir():
+        raise ConfigError(f"VASP labeler: no {root.name} directory in PMG_VASP_PSP_DIR={psp} (PBE_54 POTCARs)")
+    symbols = _potcar_symbols()
+    absent = [el for el in sorted(set(elements))
+              if not any((root / name).exists() for name in _potcar_files(symbols.get(el, el)))]
+    if absent:
+        raise ConfigError(f"VASP labeler: no PBE_54 POTCAR for {absent} in {root}")
+    return f"{cmd} (POTCARs {root})"
+
+
+def _potcar_symbols() -> dict[str, str]:
+    """atomate2's POTCAR choice per element (``Li`` -> ``Li_sv``)."""
+    from atomate2.vasp.sets.base import _BASE_VASP_SET
+
+    return {el: str(sym) for el, sym in (_BASE_VASP_SET.get("POTCAR") or {}).items()}
+
+
+def _potcar_files(symbol: str) -> list[str]:
+    return [f"POTCAR.{symbol}", f"POTCAR.{symbol}.gz", f"{symbol}/POTCAR", f"{symbol}/POTCAR.gz"]
+
+
 def label_safe_vasp_handlers() -> list[Any]:
     """atomate2's default VASP handlers minus :data:`EXCLUDED_HANDLERS`, each in a consistency guard."""
     from atomate2.vasp.run import DEFAULT_HANDLERS
@@ -284,6 +337,10 @@ class VaspLabeler(Labeler):
         return LabelerInfo(
             name="vasp-pbe+u" if self.u_values else "vasp-pbe", kind="dft", version=None, settings=settings
         )
+
+    def preflight(self, elements: Iterable[str] = ()) -> None:
+        """Check the VASP command and the PBE_54 POTCARs of ``elements`` (see :func:`check_vasp`)."""
+        check_vasp(self.run_vasp_kwargs.get("vasp_cmd"), elements)
 
     def static_maker(self) -> Any:
         """The atomate2 ``StaticMaker`` that computes one label."""
