@@ -129,6 +129,8 @@ def test_cp2k_charged_vacancy_gets_charge_and_singlet(tmp_path):
     assert _keywords(text, "UKS") == ["UKS True"]
     # 9.2 x 4.6 x 4.6 Å: a 2x3x3 mesh, so diagonalisation with smearing instead of OT
     assert state.kpoints == (2, 3, 3) and "&KPOINTS" in text and "&SMEAR" in text and "&OT" not in text
+    # CP2K's own mesh, reduced by time reversal only: a point-group-reduced list would give wrong forces
+    assert _keywords(text, "SCHEME") == ["SCHEME MONKHORST-PACK 2 3 3"] and "SYMMETRY False" in text
 
 
 @needs_cp2k_data

@@ -8,8 +8,9 @@ frame's structure and charge, both in the frame id):
 * ``CHARGE`` from the structure's charge (set from the provenance's ``net_charge``), ``MULTIPLICITY`` the
   lowest one the electron count allows (Hund's rule for an isolated atom), unrestricted Kohn–Sham (``UKS``)
   whenever it is above 1 or ``spin_polarized``;
-* a Γ-centred k-point mesh from ``kspacing`` (Γ only when the mesh is 1x1x1; ``kpoints="gamma"`` refuses
-  cells that need more unless ``allow_small_gamma``);
+* a k-point mesh from ``kspacing``: CP2K's Monkhorst-Pack scheme, Γ-centred for odd ``n``, reduced by time
+  reversal only (Γ only when the mesh is 1x1x1; ``kpoints="gamma"`` refuses cells that need more unless
+  ``allow_small_gamma``);
 * Γ-only gapped systems: orbital transformation (OT) with the ``FULL_ALL`` preconditioner
   (``FULL_SINGLE_INVERSE`` stalled 10 eV above the ground state on Li2O here), no smearing;
 * k-point meshes, metals (every element a metal; not a free atom) and cells with a +U element:
@@ -48,7 +49,6 @@ import numpy as np
 from ase import units
 from monty.serialization import loadfn
 from pymatgen.core import Element, Structure
-from pymatgen.io.vasp.inputs import Kpoints
 
 from mlipflow.data import LabelerInfo
 from mlipflow.errors import ConfigError, LabelingError
@@ -322,15 +322,11 @@ class Cp2kLabeler(Labeler):
             "print_bandstructure": False,
             **self.input_overrides,
         }
-        # an empty base config: only what is stated here; k-points only when the mesh has more than Γ
-        if state.gamma_only:
-            return StaticSetGenerator(
-                user_input_settings=settings, config_dict={"KPOINTS": None, "cp2k_input": {}}
-            )
+        # an empty base config: only what is stated here.  k-points are added by write_input as CP2K's own
+        # Monkhorst-Pack scheme: pymatgen's explicit list is reduced by the point group, which CP2K does not
+        # undo for forces (a perfect Li2O crystal got 0.09 eV/Å with it).
         return StaticSetGenerator(
-            user_input_settings=settings,
-            user_kpoints_settings=Kpoints.gamma_automatic(state.kpoints),
-            config_dict={"KPOINTS": {}, "cp2k_input": {}},
+            user_input_settings=settings, config_dict={"KPOINTS": None, "cp2k_input": {}}
         )
 
     def write_input(self, structure: Structure, directory: str | Path) -> ElectronicState:
@@ -339,12 +335,15 @@ class Cp2kLabeler(Labeler):
         Returns the frame's :class:`~mlipflow.labeling.electronic.ElectronicState`.  atomate2's user-level
         ``CP2K_INPUT_UPDATES`` are not applied: a label's physics comes from the labeler settings only.
         """
+        ensure_pmg_cp2k_settings(self.data_dir)
         state = self.electronic_state(structure)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # pymatgen: charge vs oxidation states; k-points + OT
             input_set = self.input_set_generator(structure).get_input_set(structure)
             _add_hubbard_u(input_set.cp2k_input, {el: self.u_values[el] for el in structure.symbol_set
                                                   if el in self.u_values})
+            if not state.gamma_only:
+                _add_kpoints(input_set.cp2k_input, state.kpoints)
             input_set.write_input(directory)
         return state
 
@@ -420,6 +419,18 @@ def _initial_moment(element: str) -> float:
     from pymatgen.io.vasp.sets import MPRelaxSet
 
     return float(MPRelaxSet.CONFIG["INCAR"]["MAGMOM"].get(element, 0.6))
+
+
+def _add_kpoints(cp2k_input: Any, mesh: tuple[int, int, int]) -> None:
+    """CP2K's Monkhorst-Pack mesh (Γ-centred for odd ``n``), reduced by time reversal only (no point group)."""
+    from pymatgen.io.cp2k.inputs import Keyword, Section
+
+    keywords = {
+        "SCHEME": Keyword("SCHEME", "MONKHORST-PACK", *[int(n) for n in mesh]),
+        "SYMMETRY": Keyword("SYMMETRY", False),
+        "FULL_GRID": Keyword("FULL_GRID", False),
+    }
+    cp2k_input["FORCE_EVAL"]["DFT"].insert(Section("KPOINTS", keywords=keywords, subsections={}))
 
 
 def _add_hubbard_u(cp2k_input: Any, u_values: dict[str, float]) -> None:

@@ -13,10 +13,10 @@ structure, whose charge is part of its content hash):
 * **multiplicity**: an isolated neutral atom (one site) takes its Hund's-rule ground state (Li 2, O 3,
   Mn 6); any other frame the lowest one its electron count allows (1 for even, 2 for odd counts);
 * **spin**: unrestricted whenever the multiplicity is above 1, whatever the labeler's default;
-* **k-points**: a Γ-centred mesh with ``n_i = max(1, ceil(|b_i| / kspacing))`` (``|b_i|`` the reciprocal
-  vector length including 2π, Å⁻¹); an axis with at least ``vacuum_gap`` Å of empty space (molecules,
-  isolated atoms, slabs) gets 1.  Γ only is refused for a cell whose mesh has more than one point unless
-  the labeler was told so (``allow_small_gamma``).
+* **k-points**: a mesh (the code sets its centring) with ``n_i = max(1, ceil(|b_i| / kspacing))``
+  (``|b_i|`` the reciprocal vector length including 2π, Å⁻¹); an axis with at least ``vacuum_gap`` Å of
+  empty space (molecules, isolated atoms, slabs) gets 1.  Γ only is refused for a cell whose mesh has more
+  than one point unless the labeler was told so (``allow_small_gamma``).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def multiplicity(structure: Structure, valence: dict[str, int] | None = None) ->
 
 
 def kpoint_mesh(structure: Structure, kspacing: float, vacuum_gap: float = 4.0) -> tuple[int, int, int]:
-    """Γ-centred mesh for a reciprocal spacing ``kspacing`` (Å⁻¹, 2π included); 1 across ``vacuum_gap`` Å."""
+    """k-point mesh for a reciprocal spacing ``kspacing`` (Å⁻¹, 2π included); 1 across ``vacuum_gap`` Å."""
     if kspacing <= 0:
         raise LabelingError(f"kspacing must be positive (Å⁻¹), got {kspacing}")
     lengths = np.linalg.norm(structure.lattice.reciprocal_lattice.matrix, axis=1)
