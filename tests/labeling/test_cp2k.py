@@ -132,11 +132,14 @@ def test_missing_cp2k_is_refused_with_what_to_install(tmp_path, monkeypatch):
 
 
 @needs_cp2k
-def test_cp2k_preflight_passes_here_and_names_missing_element_data(tmp_path):
+def test_cp2k_preflight_passes_here_and_names_missing_element_data(tmp_path, monkeypatch):
+    from pymatgen.core import SETTINGS
+
     Cp2kLabeler().preflight(["Li", "O"])
+    # the check below points pymatgen at a partial directory: the real one is restored after the test
+    monkeypatch.setitem(SETTINGS, "PMG_CP2K_DATA_DIR", SETTINGS["PMG_CP2K_DATA_DIR"])
     data = tmp_path / "data"
     data.mkdir()
     (data / "Li").write_text("x")
     with pytest.raises(ConfigError, match=r"no pymatgen CP2K data for \['O'\]"):
         Cp2kLabeler(data_dir=str(data)).preflight(["Li", "O"])
-    ensure_pmg_cp2k_settings()  # back to the real data directory for the other tests
