@@ -34,7 +34,9 @@ def test_init_doctor_and_dataset_commands(mlipflow_home, tmp_path, lj_li_images)
     out = _run("init").stdout
     assert "embedded store" in out and (mlipflow_home / "config.yaml").exists()
     assert _run("init", check=False).returncode == 1  # refuses to overwrite without --force
-    assert "torch device" in _run("doctor").stdout
+    doctor = _run("doctor").stdout
+    assert "torch device" in doctor and "labeler cp2k" in doctor and "labeler vasp" in doctor
+    assert "ATOMATE2_VASP_CMD" in doctor or "PMG_VASP_PSP_DIR" in doctor or "POTCAR" in doctor  # says what to set
     path = tmp_path / "f.xyz"
     write(path, lj_li_images(4), format="extxyz")
     assert "4 new frames" in _run("dataset", "import", str(path), "--labeler", "lj", "--kind", "surrogate").stdout

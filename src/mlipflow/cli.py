@@ -179,9 +179,25 @@ def doctor() -> None:
     for exe in ("cp2k.psmp", "cp2k", "vasp_std", "mpirun"):
         where = shutil.which(exe)
         table.add_row(f"executable {exe}", where or "not found", "[green]ok[/green]" if where else "-")
+    for name, row in _dft_checks().items():  # optional: a missing DFT code is reported, not a failure
+        table.add_row(f"labeler {name}", *row)
     console.print(table)
     if not ok:
         raise typer.Exit(1)
+
+
+def _dft_checks() -> dict[str, tuple[str, str]]:
+    """Whether the CP2K and VASP labelers can run here: (what runs, or what to install/set; mark)."""
+    from mlipflow.labeling.cp2k import check_cp2k
+    from mlipflow.labeling.vasp import check_vasp
+
+    rows = {}
+    for name, check in (("cp2k", check_cp2k), ("vasp", check_vasp)):
+        try:
+            rows[name] = (check(), "[green]ok[/green]")
+        except MlipflowError as exc:
+            rows[name] = (str(exc), "-")
+    return rows
 
 
 # ------------------------------------------------------------------------------------------ dataset

@@ -120,3 +120,26 @@ def test_guard_refuses_a_cutoff_change(tmp_path):
         str(tmp_path)
     )
     assert ok["actions"] and "MAX_SCF 60" in (tmp_path / "cp2k.inp").read_text()
+
+
+def test_missing_cp2k_is_refused_with_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing installed
+    monkeypatch.delenv("ATOMATE2_CP2K_CMD", raising=False)
+    with pytest.raises(ConfigError, match=r"not found on the PATH .*apt-get install cp2k.*ATOMATE2_CP2K_CMD"):
+        Cp2kLabeler().preflight(["Li", "O"])
+    with pytest.raises(ConfigError, match=r"cp2k\.psmp not found"):
+        Cp2kLabeler(cp2k_cmd="cp2k.psmp -i").preflight()
+
+
+@needs_cp2k
+def test_cp2k_preflight_passes_here_and_names_missing_element_data(tmp_path, monkeypatch):
+    from pymatgen.core import SETTINGS
+
+    Cp2kLabeler().preflight(["Li", "O"])
+    # the check below points pymatgen at a partial directory: the real one is restored after the test
+    monkeypatch.setitem(SETTINGS, "PMG_CP2K_DATA_DIR", SETTINGS["PMG_CP2K_DATA_DIR"])
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "Li").write_text("x")
+    with pytest.raises(ConfigError, match=r"no pymatgen CP2K data for \['O'\]"):
+        Cp2kLabeler(data_dir=str(data)).preflight(["Li", "O"])

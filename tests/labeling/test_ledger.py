@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 from ase.build import bulk
@@ -12,7 +14,7 @@ from ase.calculators.lj import LennardJones
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from mlipflow.labeling import SanityFilter, SurrogateLabeler, label_structures
-from mlipflow.labeling.ledger import rejected_labels
+from mlipflow.labeling.ledger import LabelLedger, rejected_labels
 
 LJ = {"sigma": 2.7, "epsilon": 0.05, "rc": 5.0}
 
@@ -91,3 +93,77 @@ def test_dataset_filtered_command_and_report_section(stores, tmp_path):
     section = html[html.index('<section id="filtered">'):]
     section = section[:section.index("</section>")]
     assert "exceeds max_force=5.0" in section and "SCF did not converge" in section
+
+
+class _SlowLJ:
+    """A Lennard-Jones factory whose calculations take ``seconds`` and are counted (shared between workers)."""
+
+    __name__ = "slow-lj"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, **kwargs):
+        owner = self
+
+        class Slow(LennardJones):
+            def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+                with owner.lock:
+                    owner.calls += 1
+                time.sleep(owner.seconds)
+                super().calculate(atoms, properties, system_changes)
+
+        return Slow(**kwargs)
+
+
+def _two_workers(stores, stale_after: float) -> tuple[int, dict, dict, str]:
+    """Worker A labels one cell with a 1.2 s calculation; worker B asks for the same cell 0.5 s later."""
+    slow = _SlowLJ(1.2)
+    cell = _cells(2)[0]
+    results: dict[str, dict] = {}
+
+    def worker(name: str) -> None:
+        labeler = SurrogateLabeler(calculator=slow, calculator_kwargs=LJ, name="slow-lj", version="t",
+                                   torch_threads=None)
+        summary = label_structures([cell], labeler, stores=stores, stale_after=stale_after)
+        results[name] = {"counts": summary.counts, "id": summary.frame_ids[0]}
+
+    a = threading.Thread(target=worker, args=("a",))
+    a.start()
+    time.sleep(0.5)  # A's claim (0.2 s expiry) would be long expired without renewal
+    worker("b")
+    a.join()
+    doc = stores.frames.find_one({"_id": results["a"]["id"]})
+    return slow.calls, results["a"]["counts"], results["b"]["counts"], doc["status"]
+
+
+def test_heartbeat_keeps_a_long_calculation_from_running_twice(stores):
+    calls, a, b, status = _two_workers(stores, stale_after=0.2)
+    assert calls == 1
+    assert a == {"labeled": 1} and b == {"in_flight": 1}
+    assert status == "labeled"
+
+
+def test_without_heartbeat_the_expired_claim_is_taken_over(stores, monkeypatch):
+    """The control: with renewal switched off, the same setup runs the calculation twice."""
+    from contextlib import nullcontext
+
+    monkeypatch.setattr(LabelLedger, "heartbeat", lambda self, claim, interval=None: nullcontext())
+    calls, a, b, _status = _two_workers(stores, stale_after=0.2)
+    assert calls == 2
+    assert b == {"labeled": 1} and a == {"in_flight": 1}  # A's result is discarded: its claim was lost
+
+
+def test_a_dead_holders_claim_is_taken_over_a_live_one_is_not(stores):
+    labeler = SurrogateLabeler(calculator="lj", calculator_kwargs=LJ, name="lj-li", version="t", torch_threads=None)
+    ledger = LabelLedger(stores.frames, labeler.info, stale_after=3600.0)
+    frame_id, _ = ledger.register(_cells(2)[0])
+    claim = ledger.claim(frame_id, max_attempts=2)
+    assert claim is not None and ledger.claim(frame_id, max_attempts=2) is None  # live: not taken
+    assert ledger.renew(claim)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stores.frames.update_one({"_id": frame_id}, {"$set": {"claim.pid": int(dead.stdout)}})
+    taken = ledger.claim(frame_id, max_attempts=2)
+    assert taken is not None and not ledger.renew(claim)  # the old holder's renewal now fails

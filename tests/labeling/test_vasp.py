@@ -22,11 +22,30 @@ DATA = Path(__file__).parent / "data"
 REF = DATA / "vasp_licoo2_static"
 
 
+#: valence electrons (ZVAL) of the PBE_54 POTCARs atomate2 picks (Li_sv, Co, O), standing in for POTCAR files
+ZVAL = {"Li": 3, "Co": 9, "O": 6}
+
+
+def _nelect(self) -> float:
+    """pymatgen's ``VaspInputSet.nelect`` with ZVAL from :data:`ZVAL` instead of POTCAR files."""
+    neutral = sum(ZVAL[el.symbol] * n for el, n in self.structure.composition.items())
+    return neutral - (self.structure.charge if self.use_structure_charge else 0)  # mlipflow leaves it False
+
+
 @pytest.fixture
 def mock_vasp(monkeypatch):
-    from atomate2.utils.testing.vasp import monkeypatch_vasp
+    import contextlib
 
-    yield from monkeypatch_vasp(monkeypatch, DATA, nelect=24)
+    from atomate2.utils.testing.vasp import monkeypatch_vasp
+    from pymatgen.io.vasp.sets import VaspInputSet
+
+    harness = monkeypatch_vasp(monkeypatch, DATA, nelect=24)
+    fake = next(harness)
+    # the harness replaces the nelect property by a function; NELECT must be a number of electrons
+    monkeypatch.setattr(VaspInputSet, "nelect", property(_nelect))
+    yield fake
+    with contextlib.suppress(StopIteration):
+        next(harness)
 
 
 def reference_structure() -> Structure:
@@ -136,3 +155,33 @@ def test_dipole_correction_for_slabs():
     incar = battery_interface_set_generator(dipole_correction=True).get_input_set(s, potcar_spec=True).incar
     assert incar["LDIPOL"] is True and incar["IDIPOL"] == 3 and len(incar["DIPOL"]) == 3
     assert VaspLabeler(dipole_correction=True).info.settings["dipole_correction"] is True
+
+
+def test_vasp_preflight_says_what_to_set(tmp_path, monkeypatch):
+    from pymatgen.core import SETTINGS
+
+    from mlipflow.errors import ConfigError
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    labeler = VaspLabeler(run_vasp_kwargs={"vasp_cmd": "vasp_std"})
+    with pytest.raises(ConfigError, match=r"vasp_std not found on the PATH .*set ATOMATE2_VASP_CMD"):
+        labeler.preflight(["Li", "Co", "O"])
+    exe = bin_dir / "vasp_std"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.delitem(SETTINGS, "PMG_VASP_PSP_DIR", raising=False)
+    monkeypatch.delenv("PMG_VASP_PSP_DIR", raising=False)
+    with pytest.raises(ConfigError, match="PMG_VASP_PSP_DIR is not set"):
+        labeler.preflight(["Li", "Co", "O"])
+    psp = tmp_path / "psp"
+    monkeypatch.setitem(SETTINGS, "PMG_VASP_PSP_DIR", str(psp))
+    with pytest.raises(ConfigError, match="no POT_GGA_PAW_PBE_54 directory"):
+        labeler.preflight(["Li"])
+    (psp / "POT_GGA_PAW_PBE_54").mkdir(parents=True)
+    for name in ("Li_sv", "Co"):
+        (psp / "POT_GGA_PAW_PBE_54" / f"POTCAR.{name}.gz").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"no PBE_54 POTCAR for \['O'\]"):
+        labeler.preflight(["Li", "Co", "O"])
+    labeler.preflight(["Li", "Co"])

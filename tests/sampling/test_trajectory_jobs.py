@@ -133,3 +133,44 @@ def test_aimd_maker_builds_atomate2_settings():
         inp.get_str()
     text = repair_cp2k_md_section(inp, 20, 50.0).get_str()
     assert "TYPE NOSE" in text and "MD 20" in text and "TIMECON 50.0" in text
+
+
+def test_aimd_frames_carry_the_md_settings_and_never_join_a_static_version(stores):
+    from ase.calculators.lj import LennardJones
+
+    from mlipflow.data import LabeledFrame
+    from mlipflow.errors import DataError
+    from mlipflow.sampling.aimd import AimdMaker, ingest_aimd_frames
+
+    static = LabelerInfo(name="cp2k-pbe", kind="dft", version="2023.1", settings={"cutoff_ry": 400.0})
+    info = AimdMaker(labeler=static, timestep=1.0, input_settings={"cutoff": 400}).frame_labeler()
+    assert info.name == "cp2k-pbe-aimd" and info.is_dft and info.settings["cutoff_ry"] == 400.0
+    md = info.settings["md"]
+    assert md["input_set"] == "atomate2.cp2k.sets.core.MDSetGenerator" and md["timestep_fs"] == 1.0
+    assert md["input_settings"] == {"cutoff": 400} and md["atomate2"]
+    other = AimdMaker(labeler=static, timestep=1.0, input_settings={"cutoff": 300}).frame_labeler()
+    vasp = AimdMaker(code="vasp").frame_labeler()
+    assert len({static.settings_hash, info.settings_hash, other.settings_hash, vasp.settings_hash}) == 4
+
+    rng = np.random.default_rng(0)
+    images, statics = [], []
+    for step in range(4):  # an "MD run" and static labels of the same kind of cells (LJ numbers)
+        atoms = bulk("Li", "bcc", a=3.44, cubic=True).repeat((2, 1, 1))
+        atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
+        atoms.calc = LennardJones(sigma=2.7, epsilon=0.05, rc=5.0)
+        atoms.get_potential_energy()
+        atoms.info["md_step"] = step
+        images.append(atoms)
+        statics.append(LabeledFrame.from_atoms(atoms, static, energy=atoms.get_potential_energy(),
+                                               forces=atoms.get_forces()))
+    aimd_ids, inserted, _ = ingest_aimd_frames(images, info, stores=stores, temperature=600.0)
+    assert inserted == 4
+    dataset = Dataset(stores)
+    dataset.add_frames(statics)
+    static_ids = [f.content_hash for f in statics]
+    assert not set(static_ids) & set(aimd_ids)  # same structures, other labeler: other frames
+    stored = stores.frames.find_one({"_id": aimd_ids[0]})
+    assert stored["labeler"]["settings"]["md"]["timestep_fs"] == 1.0
+    with pytest.raises(DataError, match="different labelers"):
+        dataset.create_version("mixed", frame_ids=static_ids + aimd_ids)
+    assert dataset.create_version("static", frame_ids=static_ids, fractions={"train": 1.0}) is not None

@@ -287,6 +287,7 @@ def labeler_from_spec(spec: CampaignSpec) -> Any:
 
 def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
     """Compose the stages' Makers from a campaign file."""
+    from mlipflow.labeling.base import preflight_labeler
     from mlipflow.sampling.md import MDSettings
     from mlipflow.selection.uncertainty import TrustWindow, TrustWindowSelector
     from mlipflow.structures.bulk import isolated_atoms
@@ -300,6 +301,7 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
     structure_section = load_spec(spec.structures).model_dump()
     explore_section = load_spec(spec.explore).model_dump()
     elements = sorted({el for section in (spec.structures, spec.explore) for el in section_elements(section)})
+    preflight_labeler(labeler, elements)  # a labeler that cannot run here fails before any job is queued
     trainer = CommitteeTrainMaker(
         trainer=MaceTrainMaker(hyperparams=hp, model_name=f"{spec.name}-mace", resource=spec.resources.training),
         n_models=spec.trainer.committee_size, committee_name=f"{spec.name}-committee",

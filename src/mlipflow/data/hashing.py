@@ -7,7 +7,9 @@ A frame's content hash is the SHA-256 of (canonical structure, labeler settings 
 * every fractional coordinate wrapped into [0, 1) and rounded to 5 decimals (about 1e-4 Å in a
   10 Å cell), after rounding wrapped again so that 0.999996 and 0.0 agree;
 * sites sorted by (atomic number, rounded coordinates), so site order does not matter;
-* site magnetic moments and other site properties are not part of the identity.
+* site magnetic moments and other site properties are not part of the identity;
+* a non-zero total charge (pymatgen's ``Structure.charge``, e) of a structure without oxidation states is:
+  a charged and a neutral cell of the same geometry are different systems.
 
 Two structures that differ by less than these tolerances get the same hash; labeling the same
 structure with another labeler (or other settings) gives another hash.
@@ -45,7 +47,13 @@ def structure_hash(structure: Structure) -> str:
     sites = sorted(
         (int(z), *(f"{x:.{FRAC_DECIMALS}f}" for x in coords)) for z, coords in zip(numbers, frac, strict=True)
     )
-    return _sha({"lattice": [f"{x:.{LATTICE_DECIMALS}f}" for x in lattice.ravel()], "sites": sites})
+    payload: dict[str, Any] = {"lattice": [f"{x:.{LATTICE_DECIMALS}f}" for x in lattice.ravel()], "sites": sites}
+    # pymatgen's total charge (e); neutral frames keep their ids.  A structure with oxidation states gets a
+    # charge (their sum) from as_dict/from_dict round trips: there it is not an identity, so it is not hashed.
+    charge = getattr(structure, "_charge", None)
+    if charge and not any(getattr(sp, "oxi_state", None) for sp in structure.species):
+        payload["charge"] = round(float(charge))
+    return _sha(payload)
 
 
 def content_hash(structure: Structure, labeler_settings_hash: str) -> str:

@@ -12,6 +12,9 @@ magnetic moments in Bohr magnetons.
 from __future__ import annotations
 
 import abc
+import logging
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ from monty.json import MSONable
 from pymatgen.core import Structure
 
 from mlipflow.data import LabelerInfo
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,6 +58,28 @@ class LabelResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+#: set to 1 where labels are computed elsewhere (a submit host without CP2K/VASP): preflight only warns
+REMOTE_LABELER_ENV = "MLIPFLOW_REMOTE_LABELER"
+
+
+def preflight_labeler(labeler: Labeler, elements: Iterable[str] = ()) -> None:
+    """Run ``labeler.preflight`` before a campaign queues jobs (a warning only with ``MLIPFLOW_REMOTE_LABELER=1``).
+
+    Raises
+    ------
+    ConfigError
+        When the labeler cannot run here, naming what to install or set.
+    """
+    from mlipflow.errors import ConfigError
+
+    try:
+        labeler.preflight(elements)
+    except ConfigError as exc:
+        if os.environ.get(REMOTE_LABELER_ENV) != "1":
+            raise
+        logger.warning("%s (%s=1: left to the workers)", exc, REMOTE_LABELER_ENV)
+
+
 class Labeler(MSONable, abc.ABC):
     """Something that turns a structure into reference energy, forces and stress.
 
@@ -65,6 +92,8 @@ class Labeler(MSONable, abc.ABC):
     computes_stress: bool = True
     #: whether label_one needs its own working directory (DFT codes write files)
     needs_workdir: bool = False
+    #: whether labels depend on the total charge: frames then carry it (``Structure.charge``, in the frame id)
+    uses_charge: bool = False
 
     @property
     @abc.abstractmethod
@@ -95,6 +124,20 @@ class Labeler(MSONable, abc.ABC):
 
     def setup(self) -> None:
         """Prepare expensive resources once per batch (load a model, check an executable)."""
+
+    def preflight(self, elements: Iterable[str] = ()) -> None:
+        """Check, before any job is queued, that this labeler can run here (executables, data files).
+
+        Parameters
+        ----------
+        elements
+            Elements the campaign will label (pseudopotential files are checked for them).
+
+        Raises
+        ------
+        ConfigError
+            Naming what is missing and what to install or set.
+        """
 
     def ase_calculator(self) -> Any:
         """The labeler as an ASE calculator, to drive reference MD with it (surrogates; DFT goes through atomate2).

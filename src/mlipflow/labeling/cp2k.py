@@ -1,9 +1,25 @@
 """CP2K labeler: atomate2's CP2K static input set and custodian run, light but stated settings.
 
 Physics (all part of the labeler settings, hence of every frame id): PBE, GTH pseudopotentials, the
-``DZVP-MOLOPT-SR-GTH`` basis, a plane-wave cutoff of 400 Ry (relative cutoff 50 Ry), Gamma point only,
-orbital transformation (OT) with the ``FULL_ALL`` preconditioner (``FULL_SINGLE_INVERSE`` stalled 10 eV above
-the ground state on Li2O here), restricted Kohn–Sham unless ``spin_polarized``.
+``DZVP-MOLOPT-SR-GTH`` basis, a plane-wave cutoff of 400 Ry (relative cutoff 50 Ry).  Per frame, by the
+rules of :mod:`mlipflow.labeling.electronic` (the rule set is in the settings; its result follows from the
+frame's structure and charge, both in the frame id):
+
+* ``CHARGE`` from the structure's charge (set from the provenance's ``net_charge``), ``MULTIPLICITY`` the
+  lowest one the electron count allows (Hund's rule for an isolated atom), unrestricted Kohn–Sham (``UKS``)
+  whenever it is above 1 or ``spin_polarized``;
+* a k-point mesh from ``kspacing``: CP2K's Monkhorst-Pack scheme, Γ-centred for odd ``n``, reduced by time
+  reversal only (Γ only when the mesh is 1x1x1; ``kpoints="gamma"`` refuses cells that need more unless
+  ``allow_small_gamma``);
+* Γ-only gapped systems: orbital transformation (OT) with the ``FULL_ALL`` preconditioner
+  (``FULL_SINGLE_INVERSE`` stalled 10 eV above the ground state on Li2O here), no smearing;
+* k-point meshes, metals (every element a metal; not a free atom) and cells with a +U element:
+  diagonalisation with Broyden mixing and Fermi–Dirac smearing at ``electronic_temperature`` (500 K,
+  0.043 eV);
+* Hubbard +U (Dudarev, ``U_MINUS_J`` on the d states, Mulliken projection) with the Materials Project values
+  of :data:`~mlipflow.labeling.vasp.DEFAULT_HUBBARD_U` on Co, Cr, Fe, Mn, Mo, Ni, V, W, and their Materials
+  Project initial moments.  These U values were fitted for VASP's PAW projectors; with CP2K's Mulliken
+  projector they are a stated choice, not a transferred calibration.
 
 How it runs: atomate2's :class:`~atomate2.cp2k.sets.core.StaticSetGenerator` writes the input (with the
 BASIS and POTENTIAL files), atomate2's :func:`~atomate2.cp2k.run.run_cp2k` runs ``cp2k.psmp`` under custodian
@@ -23,6 +39,8 @@ import logging
 import os
 import re
 import shutil
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,12 +48,13 @@ from typing import Any
 import numpy as np
 from ase import units
 from monty.serialization import loadfn
-from pymatgen.core import Structure
+from pymatgen.core import Element, Structure
 
 from mlipflow.data import LabelerInfo
 from mlipflow.errors import ConfigError, LabelingError
 from mlipflow.labeling.base import Labeler, LabelResult
 from mlipflow.labeling.consistency import corrections_from_custodian, guard_handlers
+from mlipflow.labeling.electronic import RULES_VERSION, ElectronicState, electronic_state
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +94,42 @@ def cp2k_version(cmd: str = "cp2k.psmp") -> str | None:
     return match.group(1) if match else None
 
 
+def missing_executables(cmd: str, code_hint: str) -> list[str]:
+    """Programs of a launch command (``mpirun -np 2 cp2k.psmp``) that are not on the PATH.
+
+    The launcher (first word) and the first word that contains ``code_hint`` are checked.
+    """
+    import shlex
+
+    words = shlex.split(cmd)
+    wanted = [words[0]] if words else []
+    wanted += [w for w in words[1:] if code_hint in os.path.basename(w).lower()][:1]
+    return [w for w in dict.fromkeys(wanted) if shutil.which(w) is None]
+
+
+def check_cp2k(cmd: str | None = None, data_dir: str | Path | None = None, elements: Iterable[str] = ()) -> str:
+    """Check that CP2K can run here; return a one-line description of what will run.
+
+    Raises
+    ------
+    ConfigError
+        When the CP2K binary or launcher is not on the PATH, or pymatgen's CP2K data directory (or an
+        element's file in it) is missing; the message says what to install or set.
+    """
+    cmd = cmd or default_cp2k_cmd()
+    missing = missing_executables(cmd, "cp2k")
+    if missing:
+        raise ConfigError(
+            f"CP2K labeler: {', '.join(missing)} not found on the PATH (command {cmd!r}): install CP2K "
+            "(`apt-get install cp2k`, or scripts/setup_system.sh) or set ATOMATE2_CP2K_CMD to a working command"
+        )
+    path = ensure_pmg_cp2k_settings(data_dir)
+    absent = sorted(el for el in set(elements) if not (path / el).is_file())
+    if absent:
+        raise ConfigError(f"CP2K labeler: no pymatgen CP2K data for {absent} in {path}: re-run scripts/setup_cp2k.sh")
+    return f"{cmd} (data {path})"
+
+
 def ensure_pmg_cp2k_settings(data_dir: str | Path | None = None) -> Path:
     """Point pymatgen at a CP2K data directory and PBE defaults, without overriding what the user set.
 
@@ -101,7 +156,7 @@ def ensure_pmg_cp2k_settings(data_dir: str | Path | None = None) -> Path:
 
 @dataclass
 class Cp2kLabeler(Labeler):
-    """Single points with CP2K (PBE, GTH, DZVP-MOLOPT-SR-GTH, Gamma point) through atomate2 + custodian.
+    """Single points with CP2K (PBE, GTH, DZVP-MOLOPT-SR-GTH; charge, spin, k-points per frame) via atomate2.
 
     Parameters
     ----------
@@ -129,6 +184,19 @@ class Cp2kLabeler(Labeler):
         pymatgen CP2K data directory (default ``PMG_CP2K_DATA_DIR``).
     input_overrides
         Extra settings for atomate2's generator (``user_input_settings``): they join the labeler settings.
+    kpoints
+        ``auto`` (mesh from ``kspacing``) or ``gamma`` (Γ only; refused for cells needing more points).
+    kspacing
+        Reciprocal spacing of the k-point mesh (Å⁻¹, 2π included).
+    vacuum_gap
+        Empty space (Å) along an axis above which that axis gets one k-point.
+    allow_small_gamma
+        With ``kpoints="gamma"``: accept Γ only for cells that the mesh rule would sample more finely.
+    hubbard_u
+        U_eff (eV) per element on the d states (default :data:`~mlipflow.labeling.vasp.DEFAULT_HUBBARD_U`;
+        ``{}`` switches +U off).
+    electronic_temperature
+        Fermi–Dirac smearing temperature where smearing is used (K).
     """
 
     cutoff: float = 400.0
@@ -143,8 +211,15 @@ class Cp2kLabeler(Labeler):
     max_errors: int = 5
     data_dir: str | None = None
     input_overrides: dict[str, Any] = field(default_factory=dict)
+    kpoints: str = "auto"
+    kspacing: float = 0.5
+    vacuum_gap: float = 4.0
+    allow_small_gamma: bool = False
+    hubbard_u: dict[str, float] | None = None
+    electronic_temperature: float = 500.0
 
     needs_workdir = True
+    uses_charge = True
 
     def __post_init__(self) -> None:
         self._version: str | None = None
@@ -160,9 +235,18 @@ class Cp2kLabeler(Labeler):
             "basis": self.basis,
             "cutoff_ry": self.cutoff,
             "rel_cutoff_ry": self.rel_cutoff,
-            "kpoints": "gamma",
+            "kpoints": {
+                "mode": self.kpoints, "kspacing_inv_ang": self.kspacing, "vacuum_gap_ang": self.vacuum_gap,
+                "allow_small_gamma": self.allow_small_gamma,
+            },
             "spin_polarized": self.spin_polarized,
-            "smearing": None,
+            "charge_and_spin": f"mlipflow.labeling.electronic rules v{RULES_VERSION}",
+            "smearing": {
+                "when": "k-point mesh, metal or +U element", "kind": "fermi_dirac",
+                "electronic_temperature_k": self.electronic_temperature,
+            },
+            "hubbard_u": {"type": "dudarev", "l": 2, "projection": "mulliken", "u_eff_ev": self.u_values,
+                          "initial_moments": "materials project"},
             "eps_scf": self.eps_scf,
             "eps_default": self.eps_default,
             "overrides": self.input_overrides,
@@ -170,6 +254,28 @@ class Cp2kLabeler(Labeler):
         if self._version is None:  # asked once: the version is part of every frame id, it must not drift
             self._version = cp2k_version() or "unknown"
         return LabelerInfo(name="cp2k-pbe", kind="dft", version=self._version, settings=settings)
+
+    @property
+    def u_values(self) -> dict[str, float]:
+        from mlipflow.labeling.vasp import DEFAULT_HUBBARD_U
+
+        return dict(DEFAULT_HUBBARD_U if self.hubbard_u is None else self.hubbard_u)
+
+    def electronic_state(self, structure: Structure) -> ElectronicState:
+        """Charge, multiplicity, spin and k-point mesh of one frame (see :mod:`mlipflow.labeling.electronic`)."""
+        return electronic_state(
+            structure,
+            valence={**GTH_VALENCE, **self.valence},
+            spin_polarized=self.spin_polarized,
+            kpoints=self.kpoints,
+            kspacing=self.kspacing,
+            vacuum_gap=self.vacuum_gap,
+            allow_small_gamma=self.allow_small_gamma,
+        )
+
+    def preflight(self, elements: Iterable[str] = ()) -> None:
+        """Check the CP2K command, MPI launcher and pymatgen CP2K data (see :func:`check_cp2k`)."""
+        check_cp2k(self.cp2k_cmd or default_cp2k_cmd(), self.data_dir, elements)
 
     def setup(self) -> None:
         ensure_pmg_cp2k_settings(self.data_dir)
@@ -191,13 +297,21 @@ class Cp2kLabeler(Labeler):
         basis_and_potential = {
             el: {"basis": self.basis, "potential": f"GTH-PBE-q{valence[el]}"} for el in structure.symbol_set
         }
+        state = self.electronic_state(structure)
+        plus_u = sorted(el for el in structure.symbol_set if el in self.u_values)
+        isolated = len(structure) == 1 and state.gamma_only  # a free atom: integer occupations, OT
+        metal = all(Element(el).is_metal for el in structure.symbol_set) and not isolated
+        diagonalize = not state.gamma_only or bool(plus_u) or metal
         settings = {
             "basis_and_potential": basis_and_potential,
             "cutoff": self.cutoff,
             "rel_cutoff": self.rel_cutoff,
-            "spin_polarized": self.spin_polarized,
-            "ot": True,
-            "smearing": False,
+            "spin_polarized": state.unrestricted,
+            "multiplicity": state.multiplicity,
+            "ot": not diagonalize,
+            "smearing": diagonalize,
+            "elec_temp": self.electronic_temperature,
+            "element_defaults": {el: {"magnetization": _initial_moment(el)} for el in plus_u},
             "minimizer": "DIIS",
             "preconditioner": "FULL_ALL",
             "rotation": False,  # FULL_ALL is not compatible with ROTATION
@@ -208,15 +322,34 @@ class Cp2kLabeler(Labeler):
             "print_bandstructure": False,
             **self.input_overrides,
         }
-        # an empty base config: only what is stated here; no k-points (Gamma point)
+        # an empty base config: only what is stated here.  k-points are added by write_input as CP2K's own
+        # Monkhorst-Pack scheme: pymatgen's explicit list is reduced by the point group, which CP2K does not
+        # undo for forces (a perfect Li2O crystal got 0.09 eV/Å with it).
         return StaticSetGenerator(
             user_input_settings=settings, config_dict={"KPOINTS": None, "cp2k_input": {}}
         )
 
+    def write_input(self, structure: Structure, directory: str | Path) -> ElectronicState:
+        """Write ``cp2k.inp`` (and basis/potential files) for ``structure`` into ``directory``.
+
+        Returns the frame's :class:`~mlipflow.labeling.electronic.ElectronicState`.  atomate2's user-level
+        ``CP2K_INPUT_UPDATES`` are not applied: a label's physics comes from the labeler settings only.
+        """
+        ensure_pmg_cp2k_settings(self.data_dir)
+        state = self.electronic_state(structure)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pymatgen: charge vs oxidation states; k-points + OT
+            input_set = self.input_set_generator(structure).get_input_set(structure)
+            _add_hubbard_u(input_set.cp2k_input, {el: self.u_values[el] for el in structure.symbol_set
+                                                  if el in self.u_values})
+            if not state.gamma_only:
+                _add_kpoints(input_set.cp2k_input, state.kpoints)
+            input_set.write_input(directory)
+        return state
+
     # -- run ---------------------------------------------------------------------------------------
     def label_one(self, structure: Structure, workdir: Path | None = None) -> LabelResult:
         """Run one CP2K single point in ``workdir``; energy (eV), forces (eV/Å), stress (eV/Å³)."""
-        from atomate2.cp2k.files import write_cp2k_input_set
         from atomate2.cp2k.run import _DEFAULT_HANDLERS, _DEFAULT_VALIDATORS, run_cp2k
         from custodian.cp2k.handlers import UnconvergedRelaxationErrorHandler, WalltimeHandler
         from pymatgen.io.cp2k.outputs import Cp2kOutput
@@ -235,7 +368,7 @@ class Cp2kLabeler(Labeler):
         cwd = Path.cwd()
         try:
             os.chdir(workdir)
-            write_cp2k_input_set(ordered, self.input_set_generator(ordered))
+            state = self.write_input(ordered, workdir)
             try:
                 run_cp2k(
                     cp2k_cmd=self.cp2k_cmd or default_cp2k_cmd(),
@@ -276,8 +409,51 @@ class Cp2kLabeler(Labeler):
                 "code": "cp2k",
                 "workdir": str(workdir),
                 "cp2k_cmd": self.cp2k_cmd or default_cp2k_cmd(),
+                "electronic_state": state.as_dict(),
             },
         )
+
+
+def _initial_moment(element: str) -> float:
+    """Materials Project's initial magnetic moment of an element (μB), as in its VASP input sets."""
+    from pymatgen.io.vasp.sets import MPRelaxSet
+
+    return float(MPRelaxSet.CONFIG["INCAR"]["MAGMOM"].get(element, 0.6))
+
+
+def _add_kpoints(cp2k_input: Any, mesh: tuple[int, int, int]) -> None:
+    """CP2K's Monkhorst-Pack mesh (Γ-centred for odd ``n``), reduced by time reversal only (no point group)."""
+    from pymatgen.io.cp2k.inputs import Keyword, Section
+
+    keywords = {
+        "SCHEME": Keyword("SCHEME", "MONKHORST-PACK", *[int(n) for n in mesh]),
+        "SYMMETRY": Keyword("SYMMETRY", False),
+        "FULL_GRID": Keyword("FULL_GRID", False),
+    }
+    cp2k_input["FORCE_EVAL"]["DFT"].insert(Section("KPOINTS", keywords=keywords, subsections={}))
+
+
+def _add_hubbard_u(cp2k_input: Any, u_values: dict[str, float]) -> None:
+    """Add ``DFT_PLUS_U`` (``U_MINUS_J`` in eV on the d states) to the KIND of each element in ``u_values``."""
+    if not u_values:
+        return
+    from pymatgen.io.cp2k.inputs import DftPlusU, Keyword
+
+    cp2k_input["FORCE_EVAL"]["DFT"]["PLUS_U_METHOD"] = Keyword("PLUS_U_METHOD", "MULLIKEN")
+    subsys = cp2k_input["FORCE_EVAL"]["SUBSYS"]
+    done = set()
+    for section in subsys.subsections.values():
+        if section.name.upper() != "KIND":
+            continue
+        element = str(section.section_parameters[0]).split("_")[0]
+        if element in u_values:
+            plus_u = DftPlusU(l=2, u_minus_j=0.0)
+            plus_u["U_MINUS_J"] = Keyword("U_MINUS_J", float(u_values[element]), units="eV")
+            section.insert(plus_u)
+            done.add(element)
+    missing = set(u_values) - done
+    if missing:
+        raise LabelingError(f"CP2K input: no KIND section found for the +U elements {sorted(missing)}")
 
 
 def _site_order(original: Structure, ordered: Structure) -> np.ndarray:

@@ -23,6 +23,7 @@ from mlipflow.data import LabeledFrame, Provenance
 from mlipflow.errors import DataError, LabelingError
 from mlipflow.execution import Resource, set_resource
 from mlipflow.labeling.base import Labeler
+from mlipflow.labeling.electronic import with_system_charge
 from mlipflow.labeling.filters import FamilyEnergyStats, SanityFilter
 from mlipflow.labeling.ledger import LabelLedger, provenance_of
 from mlipflow.labeling.schemas import LabelSummary
@@ -92,6 +93,7 @@ def label_structures(
     for structure, prov in zip(structures, provenance, strict=True):
         if isinstance(prov, dict):
             prov = provenance_of(structure, **prov)
+        structure, charge_error = _charged(structure, prov, labeler)
         frame_id, status = ledger.register(structure, prov)
         frame_ids.append(frame_id)
         if status in ("labeled", "filtered"):
@@ -105,7 +107,7 @@ def label_structures(
             )
             counts[key] += 1
             continue
-        refused = sanity_filter.check_structure(claim.structure)
+        refused = charge_error or sanity_filter.check_structure(claim.structure)
         if refused:  # broken geometry: never sent to the labeler
             ledger.fail(claim, refused, final=True)
             counts["failed"] += 1
@@ -126,7 +128,8 @@ def label_structures(
                 frame_dir = Path(tempfile.mkdtemp(prefix=f"label_{frame_id[:12]}_", dir=root))
             try:
                 calls += 1
-                result = labeler.label_one(claim.structure, frame_dir)
+                with ledger.heartbeat(claim):  # renews the claim while the calculation lives
+                    result = labeler.label_one(claim.structure, frame_dir)
             except (KeyboardInterrupt, SystemExit):
                 ledger.release(claim)
                 raise
@@ -162,6 +165,16 @@ def label_structures(
     )
     logger.info("labeling batch with %s: %s (%d calculator calls)", summary.labeler, summary.counts, calls)
     return summary
+
+
+def _charged(structure: Structure, prov: Provenance | None, labeler: Labeler) -> tuple[Structure, str | None]:
+    """The structure with its total charge for a labeler that uses it; an unusable charge is a reason."""
+    if not labeler.uses_charge:
+        return structure, None
+    try:
+        return with_system_charge(structure, prov), None
+    except LabelingError as exc:
+        return structure, str(exc)
 
 
 def frames_to_structures(

@@ -10,9 +10,11 @@ The result is written as soon as it is known:
   while ``attempts < max_attempts``;
 * ``filtered``: the label is kept with the sanity filter's reason, never used for training.
 
-A ``running`` frame is not started again while its claim is live.  A claim is stale, and may be taken
-over, when it has expired (``stale_after`` seconds) or when it belongs to a process of this host that no
-longer exists (a killed worker).
+A ``running`` frame is not started again while its claim is live.  While a calculation runs, a heartbeat
+thread (:meth:`LabelLedger.heartbeat`) renews the claim every ``stale_after / 4`` seconds, so a DFT run
+longer than ``stale_after`` is never started a second time.  A claim is stale, and may be taken over, only
+when its holder is gone: it was not renewed for ``stale_after`` seconds (the worker died or hangs without
+its heartbeat), or it belongs to a process of this host that no longer exists (a killed worker).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,6 +168,56 @@ class LabelLedger:
             update,
             return_document=ReturnDocument.AFTER,
         )
+
+    def renew(self, claim: Claim) -> bool:
+        """Push a live claim's expiry ``stale_after`` seconds ahead; False if the claim was lost."""
+        now = time.time()
+        res = self.frames.update_one(
+            {"_id": claim.frame_id, "status": "running", "claim.token": claim.token},
+            {"$set": {"claim.expires": now + self.stale_after, "claim.heartbeat": now}},
+        )
+        return res.matched_count > 0
+
+    @contextmanager
+    def heartbeat(self, claim: Claim, interval: float | None = None) -> Iterator[threading.Event]:
+        """Renew ``claim`` from a daemon thread while the block runs (a long calculation).
+
+        Parameters
+        ----------
+        claim
+            The claim to keep alive.
+        interval
+            Seconds between renewals (default ``stale_after / 4``, at least 0.05 s).
+
+        Yields
+        ------
+        threading.Event
+            Set when a renewal found the claim gone (another worker took it over); the result of the
+            calculation will then be discarded by :meth:`complete`.
+        """
+        period = max(0.05, self.stale_after / 4.0) if interval is None else float(interval)
+        stop = threading.Event()
+        lost = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(period):
+                try:
+                    alive = self.renew(claim)
+                except Exception as exc:  # a store hiccup must not kill the calculation; retry next beat
+                    logger.warning("frame %s: claim renewal failed: %s", claim.frame_id, exc)
+                    continue
+                if not alive:
+                    logger.warning("frame %s: the claim was lost while the calculation ran", claim.frame_id)
+                    lost.set()
+                    return
+
+        thread = threading.Thread(target=beat, name=f"claim-heartbeat-{claim.frame_id[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield lost
+        finally:
+            stop.set()
+            thread.join(timeout=max(1.0, 2 * period))
 
     def release(self, claim: Claim) -> None:
         """Give a claimed frame back (``pending``) without counting an attempt (e.g. on interrupt)."""

@@ -6,6 +6,9 @@ frame id):
 * PBE (``GGA = PE``, PBE_54 POTCARs as in atomate2), ``ENCUT = 520`` eV, ``PREC = Accurate``, ``LASPH``,
   ``EDIFF = 1e-6`` eV;
 * spin polarised (``ISPIN = 2``), initial moments from pymatgen's defaults;
+* per frame (:func:`spin_updates`, :mod:`mlipflow.labeling.electronic`): ``NELECT`` from the frame's charge
+  (set from the provenance's ``net_charge``), ``ISPIN = 2`` for odd electron counts, an isolated atom's
+  Hund's-rule moment fixed by ``NUPDOWN``;
 * Gaussian smearing ``ISMEAR = 0``, ``SIGMA = 0.05`` eV for every frame (tetrahedron smearing gives wrong
   forces in metals, and labels must not switch smearing kind with the band gap: ``auto_ismear`` is off);
 * k-points from a density of 100 per Å⁻³ of reciprocal volume (Γ-centred), the same for metals and insulators
@@ -30,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,7 @@ from mlipflow.data import LabelerInfo
 from mlipflow.errors import LabelingError
 from mlipflow.labeling.base import Labeler, LabelResult
 from mlipflow.labeling.consistency import corrections_from_custodian, guard_handlers
+from mlipflow.labeling.electronic import RULES_VERSION, multiplicity, structure_charge
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +175,11 @@ def _make_generator_class() -> type:
                 "LVTOT": False,
                 "LORBIT": 11,
             }
+            if self.structure is not None:
+                updates.update(spin_updates(self.structure, int(self.config_dict["INCAR"].get("ISPIN", 2)) == 2))
+                charge = structure_charge(self.structure)
+                if charge:  # POTCAR valences (pymatgen) minus the frame's charge; neutral frames keep VASP's count
+                    updates["NELECT"] = float(self.nelect) - charge
             if self.dipole_correction and self.structure is not None:
                 centre = np.asarray(self.structure.frac_coords).mean(axis=0)
                 masses = np.array([site.specie.atomic_mass for site in self.structure])
@@ -182,6 +192,74 @@ def _make_generator_class() -> type:
 
 
 BatteryInterfaceSetGenerator = _make_generator_class()
+
+
+def spin_updates(structure: Structure, spin_polarized: bool) -> dict[str, Any]:
+    """Per-frame spin settings by :mod:`mlipflow.labeling.electronic`'s rules.
+
+    ``NELECT`` (POTCAR valences minus the frame's charge) is set by the generator for charged frames.
+    Here: an odd electron count is spin polarised (``ISPIN = 2``) even when the labeler
+    is not; an isolated neutral atom has its Hund's-rule moment fixed (``NUPDOWN``, ``MAGMOM``).
+    """
+    mult = multiplicity(structure)
+    updates: dict[str, Any] = {}
+    if mult > 1 and not spin_polarized:
+        updates["ISPIN"] = 2
+    if len(structure) == 1 and structure_charge(structure) == 0:
+        updates.update(ISPIN=2, NUPDOWN=mult - 1, MAGMOM=[float(mult - 1)])
+    return updates
+
+
+def check_vasp(vasp_cmd: str | None = None, elements: Iterable[str] = ()) -> str:
+    """Check that VASP can run here; return a one-line description of what will run.
+
+    The command is ``vasp_cmd``, else atomate2's ``VASP_CMD`` (``ATOMATE2_VASP_CMD`` or ``~/.atomate2.yaml``,
+    default ``vasp_std``); POTCARs are looked up in pymatgen's ``PMG_VASP_PSP_DIR`` (PBE_54 set).
+
+    Raises
+    ------
+    ConfigError
+        When the command's programs are not on the PATH, ``PMG_VASP_PSP_DIR`` is unset or lacks the PBE_54
+        directory, or a POTCAR of ``elements`` is missing; the message says what to set.
+    """
+    from atomate2 import SETTINGS as A2
+    from pymatgen.core import SETTINGS as PMG
+    from pymatgen.io.vasp.inputs import PotcarSingle
+
+    from mlipflow.errors import ConfigError
+    from mlipflow.labeling.cp2k import missing_executables
+
+    cmd = vasp_cmd or str(A2.VASP_CMD)
+    missing = missing_executables(cmd, "vasp")
+    if missing:
+        raise ConfigError(
+            f"VASP labeler: {', '.join(missing)} not found on the PATH (command {cmd!r}): set ATOMATE2_VASP_CMD "
+            "(e.g. 'srun vasp_std') on a machine with VASP, or MLIPFLOW_REMOTE_LABELER=1 where only workers have it"
+        )
+    psp = PMG.get("PMG_VASP_PSP_DIR") or os.environ.get("PMG_VASP_PSP_DIR")
+    if not psp:
+        raise ConfigError("VASP labeler: PMG_VASP_PSP_DIR is not set: point it at your POTCAR library "
+                          "(`pmg config --add PMG_VASP_PSP_DIR <dir>`)")
+    root = Path(psp) / PotcarSingle.functional_dir["PBE_54"]
+    if not root.is_dir():
+        raise ConfigError(f"VASP labeler: no {root.name} directory in PMG_VASP_PSP_DIR={psp} (PBE_54 POTCARs)")
+    symbols = _potcar_symbols()
+    absent = [el for el in sorted(set(elements))
+              if not any((root / name).exists() for name in _potcar_files(symbols.get(el, el)))]
+    if absent:
+        raise ConfigError(f"VASP labeler: no PBE_54 POTCAR for {absent} in {root}")
+    return f"{cmd} (POTCARs {root})"
+
+
+def _potcar_symbols() -> dict[str, str]:
+    """atomate2's POTCAR choice per element (``Li`` -> ``Li_sv``)."""
+    from atomate2.vasp.sets.base import _BASE_VASP_SET
+
+    return {el: str(sym) for el, sym in (_BASE_VASP_SET.get("POTCAR") or {}).items()}
+
+
+def _potcar_files(symbol: str) -> list[str]:
+    return [f"POTCAR.{symbol}", f"POTCAR.{symbol}.gz", f"{symbol}/POTCAR", f"{symbol}/POTCAR.gz"]
 
 
 def label_safe_vasp_handlers() -> list[Any]:
@@ -233,6 +311,7 @@ class VaspLabeler(Labeler):
     run_vasp_kwargs: dict[str, Any] = field(default_factory=dict)
 
     needs_workdir = True
+    uses_charge = True
 
     @property
     def u_values(self) -> dict[str, float]:
@@ -253,10 +332,15 @@ class VaspLabeler(Labeler):
             "ediff_ev": self.ediff,
             "dipole_correction": self.dipole_correction,
             "user_incar_settings": self.user_incar_settings,
+            "charge_and_spin": f"mlipflow.labeling.electronic rules v{RULES_VERSION}; NELECT from the charge",
         }
         return LabelerInfo(
             name="vasp-pbe+u" if self.u_values else "vasp-pbe", kind="dft", version=None, settings=settings
         )
+
+    def preflight(self, elements: Iterable[str] = ()) -> None:
+        """Check the VASP command and the PBE_54 POTCARs of ``elements`` (see :func:`check_vasp`)."""
+        check_vasp(self.run_vasp_kwargs.get("vasp_cmd"), elements)
 
     def static_maker(self) -> Any:
         """The atomate2 ``StaticMaker`` that computes one label."""

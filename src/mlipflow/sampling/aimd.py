@@ -351,8 +351,9 @@ class AimdMaker(Maker):
     chain
         Start each rung from the previous rung's final structure.
     labeler
-        Labeler of the frames (default ``<code>-aimd``, kind ``dft``, with the input settings); use the same as
-        the campaign's static DFT labeler to put AIMD frames in the same dataset version.
+        The static DFT labeler these runs stand for: the frames are labeled ``<its name>-aimd`` with its
+        settings plus the MD input set's (:meth:`frame_labeler`); default ``<code>-aimd``.  AIMD frames never
+        join a dataset version of static labels: their physics differs.
     input_settings
         CP2K ``user_input_settings`` or VASP ``user_incar_settings`` applied to every rung (cutoffs, basis...).
     thermostat_timecon
@@ -384,11 +385,36 @@ class AimdMaker(Maker):
         if self.snapshot_every < 1 or self.n_steps < 1 or self.timestep <= 0:
             raise ConfigError("AimdMaker: snapshot_every and n_steps must be >= 1 and timestep > 0 fs")
 
+    def md_settings(self) -> dict[str, Any]:
+        """What the MD's labels are computed with: atomate2's MD input set, its version and the settings given.
+
+        atomate2's MD sets differ from the static labelers' in physics (VASP MD: ``PREC = Normal``,
+        ``ISPIN = 1``, looser ``EDIFF``; CP2K MD: atomate2's base set, not the labeler's), so these are
+        part of the frames' labeler identity.
+        """
+        import atomate2
+
+        md: dict[str, Any] = {
+            "input_set": f"atomate2.{self.code}.sets.core.MDSetGenerator", "atomate2": atomate2.__version__,
+            "input_settings": dict(self.input_settings), "ensemble": "nvt", "timestep_fs": self.timestep,
+        }  # fmt: skip
+        if self.code == "cp2k":
+            md["thermostat_timecon_fs"] = self.thermostat_timecon
+        return md
+
     def frame_labeler(self) -> LabelerInfo:
-        """The labeler recorded on the frames."""
+        """The labeler recorded on the frames: ``<name>-aimd`` with the MD settings (:meth:`md_settings`).
+
+        Never the static labeler itself: frames of an MD input set never share a labeler hash (and so a
+        dataset version) with static labels.  With ``labeler`` given, its name, kind, version and settings are
+        kept and the MD settings added under ``md``.
+        """
+        md = self.md_settings()
         if self.labeler is not None:
-            return self.labeler
-        return LabelerInfo(name=f"{self.code}-aimd", kind="dft", settings=self.input_settings)
+            base = self.labeler
+            return LabelerInfo(name=f"{base.name}-aimd", kind=base.kind, version=base.version,
+                               settings={**base.settings, "md": md})
+        return LabelerInfo(name=f"{self.code}-aimd", kind="dft", settings={"code": self.code, "md": md})
 
     def md_maker(self, temperature: float) -> Maker:
         """The atomate2 MD maker of one rung (K)."""
