@@ -176,10 +176,11 @@ def test_resume_after_a_kill_ends_in_the_uninterrupted_state(uninterrupted, tmp_
                           capture_output=True, text=True, timeout=1800)
     end = end_state(home)
     same = {k: end[k] == uninterrupted[k] for k in ("frames", "versions", "models")}
-    ROWS.append(f"| {point} | {at_kill} | {resumed} | {'yes' if same['frames'] else 'NO'} | "
+    ended = f"{end['state']}, iterations {end['iterations']} (resume exit {done.returncode})"
+    ROWS.append(f"| {point} | {at_kill} | {resumed} | {ended} | {'yes' if same['frames'] else 'NO'} | "
                 f"{'yes' if same['versions'] else 'NO'} | {'yes' if same['models'] else 'NO'} | {end['attempts']} |")
-    table = ["| kill point | killed at | state at kill | same frames | same versions | same models | attempts max |",
-             "|---|---|---|---|---|---|---|", *ROWS]
+    table = ["| kill point | killed at | state at kill | resumed state | same frames | same versions | same models "
+             "| attempts max |", "|---|---|---|---|---|---|---|---|", *ROWS]
     if os.environ.get("MLIPFLOW_KILL_MATRIX"):
         Path(os.environ["MLIPFLOW_KILL_MATRIX"]).write_text("\n".join(table) + "\n")
     assert killed, f"{point}: the campaign finished before the kill point was seen"
