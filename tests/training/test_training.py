@@ -88,7 +88,11 @@ class _KilledError(Exception):
     pass
 
 
-def test_killed_training_resumes_to_the_same_total_epochs(stores, tiny, make_version):
+def test_killed_training_restarts_and_ends_in_the_model_of_an_uninterrupted_run(stores, tiny, make_version):
+    """A training killed after two of four epochs (stage two included, EMA on) starts again from epoch 0 and
+    ends in exactly the weights of a run never killed: a mace checkpoint cannot continue it exactly."""
+    import torch
+
     version = make_version(stores, n=30, seed=3, fractions={"train": 0.7, "valid": 0.3})
     hp = tiny.with_updates(max_num_epochs=4, seed=11)
 
@@ -100,11 +104,22 @@ def test_killed_training_resumes_to_the_same_total_epochs(stores, tiny, make_ver
         train_model(stores, version, hp, name="resume", on_epoch=kill_after_two_epochs)
     assert ModelRegistry(stores).list() == []
     record = train_model(stores, version, hp, name="resume")
-    epochs = sorted({p["epoch"] for p in record.curves["points"] if p["epoch"] >= 0})
-    assert epochs == [0, 1, 2, 3]
-    assert record.curves["restarts"] == 1
-    log = (stores.settings.home / "training").glob("resume-*/mace_stdout.log")
-    assert "Loading checkpoint" in next(log).read_text()
+    epochs = [p["epoch"] for p in record.curves["points"] if p["epoch"] >= 0]
+    assert epochs == [0, 1, 2, 3]  # each epoch once: the killed attempt's curve was discarded with it
+    run_dir = next((stores.settings.home / "training").glob("resume-*"))
+    assert json.loads((run_dir / "mlipflow_status.json").read_text())["discarded_attempts"] == 1
+    never_killed = train_model(stores, version, hp, name="whole")
+    assert never_killed.errors == record.errors
+    registry = ModelRegistry(stores)
+    weights = [torch.load(registry.model_file(r.id), map_location="cpu", weights_only=False).state_dict()
+               for r in (record, never_killed)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # killed after it finished but before it was registered: the finished run is used, nothing trains again
+    (run_dir / "mace_stdout.log").write_text("")
+    registry.collection.delete_one({"_id": record.id})
+    again = train_model(stores, version, hp, name="resume")
+    assert again.checksum == record.checksum and (run_dir / "mace_stdout.log").read_text() == ""
 
 
 def test_diverging_loss_stops_with_a_reason_and_registers_nothing(stores, tiny, make_version):

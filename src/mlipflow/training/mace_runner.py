@@ -1,9 +1,10 @@
 """Run mace-torch's own training entry point in a child process, watch it, resume it.
 
 The child runs ``python -m mlipflow.training.mace_entry <mace args>`` (that is ``mace.cli.run_train.main``
-after ``torch.set_num_threads``) inside a *stable* run directory with ``--restart_latest``: when a run is
-killed and started again with the same directory, mace-torch loads its latest checkpoint and carries on
-to the same total number of epochs.
+after ``torch.set_num_threads``) inside a *stable* run directory.  When a run is killed and started again
+with the same directory, an unfinished run starts again from epoch 0 (:func:`discard_partial_run`: a
+mace-torch checkpoint cannot continue a run exactly, a seeded fresh start reproduces it), and a finished
+one is used as it is.
 
 While it runs, the parent follows mace-torch's results file (one JSON line per step and per validation),
 logs one line per epoch, and stops the child at once if a loss becomes NaN/infinite or the validation
@@ -65,7 +66,7 @@ class MaceRunResult:
     wall_time
         Seconds spent in mace-torch, summed over all attempts of this run.
     resumed
-        True if this attempt started from an existing checkpoint.
+        True if an earlier, killed attempt of this run was discarded (or the run had already finished).
     log_path
         The child's combined stdout/stderr.
     """
@@ -206,11 +207,14 @@ def run_mace_train(
     run_dir = Path(run_dir).absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = run_dir / "checkpoints"
-    resumed = checkpoints.is_dir() and any(checkpoints.glob(f"{name}_run-{seed}_epoch-*.pt"))
+    finished = _finished_run(run_dir, name=name, seed=seed)
+    if finished is not None:
+        return finished
+    resumed = discard_partial_run(run_dir)
     full = dict(options)
     full.update(
         name=name, seed=seed, work_dir=str(run_dir), log_dir=str(run_dir / "logs"), model_dir=str(run_dir),
-        checkpoints_dir=str(checkpoints), results_dir=str(run_dir / "results"), restart_latest=True, plot=False,
+        checkpoints_dir=str(checkpoints), results_dir=str(run_dir / "results"), restart_latest=False, plot=False,
     )
     args = options_to_args(full)
     (run_dir / "mace_args.json").write_text(json.dumps(full, indent=1, default=str))
@@ -290,10 +294,56 @@ def run_mace_train(
         if best_path != model_path:
             compiled = run_dir / f"{name}_best_compiled.model"
             _compile(best_path, compiled)
-    _write_status(run_dir, state="done", pid=None, model=str(best_path), kept_epoch=kept)
+    _write_status(run_dir, state="done", pid=None, model=str(best_path), kept_epoch=kept, kept_rule=rule)
     return MaceRunResult(run_dir=run_dir, model_path=best_path, compiled_path=compiled if compiled.is_file() else None,
                          curves=curves, wall_time=wall, resumed=resumed, log_path=log_path, kept_epoch=kept,
                          kept_rule=rule)
+
+
+#: what a run directory holds besides the prepared data: removed when a killed run starts again
+_PARTIAL = ("checkpoints", "results", "logs")
+
+
+def discard_partial_run(run_dir: Path) -> bool:
+    """Remove what a killed (unfinished) mace-torch run left in ``run_dir``; return True if there was any.
+
+    A mace-torch checkpoint cannot continue a run exactly: it holds the EMA-averaged weights (not the raw ones
+    the optimizer was moving), no EMA shadow, no RNG state and no data-loader position, so a run resumed from
+    it ends in another model than one never killed (measured: other weights, other validation errors, and in
+    a campaign other MD, picks and dataset versions afterwards).  Training is seeded and deterministic on CPU,
+    so starting again from epoch 0 reproduces the uninterrupted model exactly; the epochs done before the
+    kill are lost (their wall time stays counted in the status file).  The prepared data (``data/``) is kept.
+    """
+    run_dir = Path(run_dir)
+    present = [run_dir / part for part in _PARTIAL if (run_dir / part).exists()]
+    present += [p for p in run_dir.glob("*.model")]
+    if not present:
+        return False
+    for path in present:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    attempts = int(read_status(run_dir).get("discarded_attempts", 0)) + 1
+    _write_status(run_dir, discarded_attempts=attempts)
+    logger.warning("training in %s was killed before it finished: starting it again from epoch 0 (a mace-torch "
+                   "checkpoint cannot continue it exactly); %d attempt(s) discarded", run_dir, attempts)
+    return True
+
+
+def _finished_run(run_dir: Path, *, name: str, seed: int) -> MaceRunResult | None:
+    """The result of a run that finished (status ``done``) but whose caller was killed before using it."""
+    status = read_status(run_dir)
+    model = Path(str(status.get("model", "")))
+    if status.get("state") != "done" or not model.is_file():
+        return None
+    compiled = model.with_name(model.stem + "_compiled.model")
+    logger.info("training %s in %s had finished: using its model %s", name, run_dir, model.name)
+    return MaceRunResult(run_dir=run_dir, model_path=model, compiled_path=compiled if compiled.is_file() else None,
+                         curves=parse_results_file(results_path(run_dir, name, seed)),
+                         wall_time=float(status.get("wall_time", 0.0)), resumed=True,
+                         log_path=run_dir / "mace_stdout.log", kept_epoch=status.get("kept_epoch"),
+                         kept_rule=str(status.get("kept_rule", "")))
 
 
 def best_epoch(curves: TrainingCurves, start_swa: int | None = None, head: str | None = None) -> int | None:
