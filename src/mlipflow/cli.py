@@ -30,7 +30,7 @@ app.add_typer(dataset_app, name="dataset")
 
 def _add_stage_commands() -> None:
     """Sub-commands that live beside their stage's package."""
-    from mlipflow.benchmark.cli import benchmark_command, report_command
+    from mlipflow.benchmark.cli import benchmark_command, efficiency_command, report_command
     from mlipflow.structures.cli import structures_app
     from mlipflow.training.cli import models_app
 
@@ -38,6 +38,7 @@ def _add_stage_commands() -> None:
     app.add_typer(models_app, name="models")
     app.command("report")(report_command)
     app.command("benchmark")(benchmark_command)
+    app.command("efficiency")(efficiency_command)
 
 
 _add_stage_commands()

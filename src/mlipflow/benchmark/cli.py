@@ -72,3 +72,62 @@ def benchmark_lines(doc: dict) -> list[str]:
         lines.append(f"  boundary energy {g.get('formula')}: model {g.get('model_J_m2'):.3f}, reference "
                      f"{g.get('reference_J_m2'):.3f} J/m²")
     return lines
+
+
+def efficiency_command(
+    file: Annotated[Path, typer.Argument(help="Campaign file (system, labeler, trainer and selection settings).")],
+    budgets: Annotated[str | None, typer.Option(help="Cumulative label counts, comma separated (default 4,8,16).")]
+    = None,
+    seeds: Annotated[str | None, typer.Option(help="Seeds, comma separated (default 0,1,2).")] = None,
+    strategies: Annotated[str | None, typer.Option(
+        help="Comma separated subset of random,diversity,uncertainty,campaign (default all).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="MACE epochs per training (default 20).")] = None,
+    pool_replicas: Annotated[int | None, typer.Option(help="Pool MD walkers per cell and temperature.")] = None,
+    pool_steps: Annotated[int | None, typer.Option(help="Pool and test MD steps per walker.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Output JSON (default <MLIPFLOW_HOME>/reports/<campaign>-label_efficiency.json).")] = None,
+) -> None:
+    """Label efficiency: random, diversity-only, uncertainty-only and the campaign's selection on one pool."""
+    import json
+    import tempfile
+
+    from mlipflow.benchmark.efficiency import (
+        build_pool_and_test,
+        efficiency_lines,
+        labeler_e0s,
+        run_efficiency,
+        save_efficiency,
+        settings_from_options,
+    )
+    from mlipflow.campaign.spec import load_campaign
+    from mlipflow.storage import get_stores
+
+    def ints(value: str | None, key: str) -> list[int] | None:
+        if value is None:
+            return None
+        try:
+            return [int(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            from mlipflow.errors import ConfigError
+
+            raise ConfigError(f"--{key} {value!r}: expected integers separated by commas") from None
+
+    settings = settings_from_options(
+        budgets=ints(budgets, "budgets"), seeds=ints(seeds, "seeds"),
+        strategies=[s.strip() for s in strategies.split(",")] if strategies else None,
+        hyperparams={"max_num_epochs": epochs} if epochs else None, pool_replicas=pool_replicas,
+        pool_steps=pool_steps)
+    spec = load_campaign(file)
+    stores = get_stores()
+    home = Path(stores.settings.home)
+    pool, test = build_pool_and_test(spec, settings, stores, cache=home / "efficiency",
+                                     processes=spec.resources.processes)
+    with tempfile.TemporaryDirectory(prefix="mlipflow-efficiency-") as tmp:
+        doc = run_efficiency(spec, pool, test, settings, workdir=Path(tmp), e0s=labeler_e0s(spec))
+    save_efficiency(stores, doc)
+    path = out or home / "reports" / f"{spec.name}-label_efficiency.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2))
+    for line in efficiency_lines(doc):
+        typer.echo(line)
+    typer.echo(f"wrote {path}")

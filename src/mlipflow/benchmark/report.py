@@ -49,6 +49,8 @@ SECTIONS = {
     "speed": "Speed",
     "filtered": "Filtered and failed labels",
 }
+#: sections shown only when their benchmark was run (``mlipflow efficiency FILE``)
+OPTIONAL_SECTIONS = {"efficiency": "Label efficiency: the campaign's selection against random picks"}
 MISSING = '<p class="missing">not yet measured</p>'
 SELECTION_STATES = ("accurate", "candidate", "failed")
 
@@ -443,6 +445,12 @@ def _section_kinds(data: dict[str, Any], kinds: tuple[str, ...]) -> str:
     return "".join(parts)
 
 
+def _section_efficiency(data: dict[str, Any]) -> str | None:
+    from mlipflow.benchmark.efficiency import report_section
+
+    return report_section(data["benchmarks"])
+
+
 def _rejected(stores: Any, name: str) -> list[dict[str, Any]]:
     """The campaign's filtered and failed labels (see :func:`mlipflow.labeling.ledger.rejected_labels`)."""
     from mlipflow.labeling.ledger import rejected_labels
@@ -485,9 +493,12 @@ def render(data: dict[str, Any]) -> str:
         "speed": _section_kinds(data, ("speed",)),
         "filtered": _section_filtered(data),
     }
-    nav = " · ".join(f'<a href="#{sid}">{_esc(title)}</a>' for sid, title in SECTIONS.items())
+    optional = {"efficiency": _section_efficiency(data)}
+    bodies.update({sid: body for sid, body in optional.items() if body})
+    titles = {**SECTIONS, **OPTIONAL_SECTIONS}
+    nav = " · ".join(f'<a href="#{sid}">{_esc(titles[sid])}</a>' for sid in bodies)
     sections = "".join(
-        f'<section id="{sid}"><h2>{_esc(SECTIONS[sid])}</h2>{body}</section>' for sid, body in bodies.items()
+        f'<section id="{sid}"><h2>{_esc(titles[sid])}</h2>{body}</section>' for sid, body in bodies.items()
     )
     when = datetime.now(UTC).isoformat(timespec="seconds")
     return (

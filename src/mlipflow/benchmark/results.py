@@ -19,7 +19,7 @@ BENCHMARKS = "benchmarks"
 
 KINDS = (
     "errors", "rdf", "adf", "vdos", "diffusion", "arrhenius", "conductivity", "eos", "elastic", "phonon_dos",
-    "energetics", "stability", "speed",
+    "energetics", "stability", "speed", "label_efficiency",
 )
 
 
