@@ -28,7 +28,7 @@ def test_submit_campaign_queues_the_flagship_flow(stores):
     ids = example.main([str(ROOT / "flows" / "campaign_toy.yaml"), "--epochs", "2"])
     fws = list(stores.launchpad.fireworks.find({"spec.campaign": "toy"}, {"name": 1, "state": 1}))
     assert len(fws) == len(ids) >= 8 and any(fw["state"] == "READY" for fw in fws)
-    assert stores.launchpad.workflows.count_documents({"metadata.campaign": "toy"}) == 1
+    assert stores.launchpad.workflows.count_documents({}) == 1  # one workflow for the campaign
 
 
 def test_custom_flow_then_benchmark_of_its_committee_from_the_registry(stores, capsys):
