@@ -64,3 +64,14 @@ def test_chgnet_isolated_atom_warning_stays_in_the_log_file(console, tmp_path):
     assert result.energy is not None
     assert "isolated atom" not in console.getvalue() and "CHGNet" not in console.getvalue()
     assert "will likely go wrong" in path.read_text()
+
+
+def test_a_spawned_worker_logs_to_the_parents_file_not_the_terminal(console, tmp_path, capfd):
+    from mlipflow.parallel import map_in_processes
+
+    path = log_to_file(tmp_path, "demo")
+    # ``print(context, text)`` in the worker: a library printing from a spawned process
+    map_in_processes(print, [("a worker prints this",)], processes=1)
+    out, err = capfd.readouterr()
+    assert "a worker prints this" not in out + err + console.getvalue()
+    assert "a worker prints this" in path.read_text()

@@ -35,6 +35,7 @@ NOISE = tuple(re.compile(p) for p in (
     r"isolated atom\(s\) with atom_graph_cutoff",  # CHGNet on the isolated-atom (E0) labels: deliberate
     r"CHGNet will run on|CHGNet v?[\d.]* ?initialized with",
     r"cuequivariance or cuequivariance_torch is not available",  # mace-torch on CPU
+    r"The TorchScript type system doesn't support instance-level annotations",  # mace's model compilation
 ))
 #: loggers of FireWorks, which print through handlers of their own (``strm_lvl``): not printed twice
 _SELF_PRINTING = ("launchpad", "rocket.launcher")
@@ -149,6 +150,42 @@ def reset() -> None:
             handler.close()
     _state["console"], _state["files"] = None, {}
     logging.captureWarnings(False)
+
+
+def child_setup() -> dict[str, Any]:
+    """What a spawned worker process needs to log as this process does (see :func:`apply_child_setup`)."""
+    console = _state["console"]
+    return {"files": list(_state["files"]), "console_level": None if console is None else console.level,
+            "quiet": console is not None and bool(console.filters)}
+
+
+def apply_child_setup(setup: dict[str, Any] | None) -> None:
+    """In a spawned worker: the parent's log files (appended, no header), its console level and noise filter,
+    warnings captured, and what libraries print turned into ``print`` records for the rest of the process."""
+    if not setup:
+        return
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    logging.getLogger("mlipflow").setLevel(logging.DEBUG)
+    for path in setup.get("files") or []:
+        if path not in _state["files"]:
+            handler = logging.FileHandler(path, encoding="utf-8")
+            handler.setFormatter(logging.Formatter(FORMAT))
+            handler.setLevel(logging.DEBUG)
+            root.addHandler(handler)
+            _state["files"][path] = handler
+    if setup.get("console_level") is not None and _state["console"] is None:
+        console = ConsoleHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        console.setLevel(int(setup["console_level"]))
+        if setup.get("quiet"):
+            console.addFilter(NoiseFilter())
+        root.addHandler(console)
+        _state["console"] = console
+    logging.captureWarnings(True)
+    printed = logging.getLogger(PRINT_LOGGER)
+    sys.stdout = _LineLogger(printed, logging.INFO)  # type: ignore[assignment]
+    sys.stderr = _LineLogger(printed, logging.INFO)  # type: ignore[assignment]
 
 
 def console_handler() -> ConsoleHandler | None:

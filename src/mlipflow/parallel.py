@@ -30,8 +30,13 @@ class WorkerContext:
 _CONTEXT = WorkerContext()
 
 
-def _init(builder: Any, settings: Any, with_stores: bool) -> None:  # pragma: no cover - runs in the child
+def _init(builder: Any, settings: Any, with_stores: bool,
+          log_setup: dict[str, Any] | None = None) -> None:  # pragma: no cover - runs in the child
     import os
+
+    from mlipflow.logs import apply_child_setup
+
+    apply_child_setup(log_setup)  # the parent's log file and console rules, not raw warnings on the terminal
 
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     if settings is not None:
@@ -72,10 +77,12 @@ def map_in_processes(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], *
     with_stores
         Open the stores in every worker.
     """
+    from mlipflow.logs import child_setup
+
     n = max(1, min(int(processes), len(tasks)))
     ctx = multiprocessing.get_context("spawn")
     logger.info("running %d tasks in %d processes", len(tasks), n)
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init,
-                             initargs=(builder, settings, with_stores)) as pool:
+                             initargs=(builder, settings, with_stores, child_setup())) as pool:
         futures = [pool.submit(_call, fn, tuple(task)) for task in tasks]
         return [f.result() for f in futures]

@@ -54,8 +54,10 @@ def benchmark_lines(doc: dict) -> list[str]:
     for c in verdict.get("checks") or []:
         measured = c.get("measured")
         shown = "n/a" if measured is None else f"{measured:.4g}"
+        target = c.get("target")
+        target = f"{target:.4g}" if isinstance(target, (int, float)) else target
         lines.append(f"  {'pass' if c.get('passed') else 'FAIL'}  {c.get('name')}: {shown} {c.get('unit')} "
-                     f"(target {c.get('target')})")
+                     f"(target {target})")
     te = doc.get("trajectory_errors") or {}
     if te:
         lines.append(f"  MLMD test set ({te.get('n_frames')} frames): energy RMSE {te.get('rmse_e_meV_atom', 0):.2f} "

@@ -160,8 +160,9 @@ def summarize_output(stage: str | None, output: Any) -> str:
             if isinstance(w, dict):
                 reasons[str(w.get("stop_reason"))] = reasons.get(str(w.get("stop_reason")), 0) + 1
         spread = max((float(w.get("max_force_spread", 0.0)) for w in walkers if isinstance(w, dict)), default=0.0)
-        return (f"{len(walkers)} walkers, {steps} MD steps, stop: {_counts_text(reasons)}, "
-                f"max force spread {spread:.3f} eV/Å")
+        text = f"{len(walkers)} walkers, {steps} MD steps, stop: {_counts_text(reasons)}"
+        # MD with the labeler itself (reference MD) has no committee, hence no spread to show
+        return text + (f", max force spread {spread:.3f} eV/Å" if spread > 0 else "")
     if isinstance(output.get("picks"), list):
         trust = (output.get("trust_report") or {}).get("all") or {}
         ratios = ", ".join(f"{k} {float(trust[k + '_ratio']):.2f}" for k in ("accurate", "candidate", "failed")
