@@ -44,6 +44,7 @@ CONFIGS = {
     "16ch L0 corr2 r4 f32 EMA+stage2 15ep": {"max_num_epochs": 15},
     "16ch L0 corr2 r4 f64 EMA+stage2 30ep": {"default_dtype": "float64"},
     "16ch L0 corr2 r4 f32 plain 30ep": {"ema": False, "swa": False},
+    "16ch L0 corr2 r4 f32 EMA+stage2 ZBL 30ep": {"pair_repulsion": True},
     "16ch L0 corr2 r4 ell3 f32 EMA+stage2 30ep": {"max_ell": 3},
     "32ch L0 corr3 r5 ell3 f32 EMA+stage2 15ep": {"num_channels": 32, "correlation": 3, "r_max": 5.0, "max_ell": 3,
                                                    "num_radial_basis": 8, "max_num_epochs": 15},

@@ -20,6 +20,8 @@ def test_hyperparams_become_mace_arguments():
     assert "--save_all_checkpoints" in args
     assert "--multiheads_finetuning=False" in options_to_args({"multiheads_finetuning": False})
     assert options_to_args({"swa": False}) == []
+    assert "--pair_repulsion" not in args
+    assert "--pair_repulsion" in options_to_args(MaceHyperParams.tiny(pair_repulsion=True).mace_options())
 
 
 def test_hyperparams_refuse_reserved_and_bad_values():

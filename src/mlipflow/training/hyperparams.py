@@ -49,6 +49,10 @@ class MaceHyperParams(BaseModel):
         Number of message-passing layers.
     num_radial_basis
         Number of Bessel radial basis functions.
+    pair_repulsion
+        Add mace-torch's ZBL screened-nuclear repulsion to the learned energy, so that atoms closer than any
+        training frame still repel (MD stability at high temperature, where a small model trained on a few
+        near-equilibrium frames can let two cations collapse onto each other).
     loss
         mace-torch loss (``weighted`` = energy + forces; ``stress`` or ``universal`` add stress).
     energy_weight, forces_weight, stress_weight
@@ -99,6 +103,7 @@ class MaceHyperParams(BaseModel):
     correlation: int = Field(3, ge=1)
     num_interactions: int = Field(2, ge=1)
     num_radial_basis: int = Field(8, ge=1)
+    pair_repulsion: bool = False
     loss: Literal["weighted", "ef", "forces_only", "stress", "universal", "huber"] = "weighted"
     energy_weight: float = Field(1.0, ge=0)
     forces_weight: float = Field(100.0, ge=0)
@@ -221,14 +226,16 @@ class MaceHyperParams(BaseModel):
             opts.update(ema=True, ema_decay=self.ema_decay)
         if self.save_all_checkpoints:
             opts["save_all_checkpoints"] = True
+        if self.pair_repulsion:
+            opts["pair_repulsion"] = True
         opts.update(self.extra_args)
         return opts
 
 
 #: mace-torch options declared ``action="store_true"`` (given bare, or left out); other booleans take a value
 STORE_TRUE_ARGS = frozenset(
-    {"swa", "ema", "save_all_checkpoints", "restart_latest", "keep_checkpoints", "save_cpu", "distributed",
-     "lbfgs", "dry_run", "wandb"}
+    {"swa", "ema", "save_all_checkpoints", "pair_repulsion", "restart_latest", "keep_checkpoints", "save_cpu",
+     "distributed", "lbfgs", "dry_run", "wandb"}
 )
 
 
