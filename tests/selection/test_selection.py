@@ -215,3 +215,41 @@ def test_picks_are_capped_by_what_is_left_of_the_label_budget(stores):
     kinds = [s.properties["provenance"]["parameters"]["spot_check"] for s in capped.structures]
     assert kinds == [False, False, False]
     assert len(picked_structures_job.original(result, limit=None).structures) == 6
+
+
+def test_frames_the_labeler_would_refuse_are_failed_and_a_stopped_walker_gives_its_last_good_frame(stores):
+    """A walker stopped by the minimum-distance monitor: its collapsed frames (Li-Li under the labeler's 1.54 Å
+    floor) are never picked, and its last frame the labeler accepts is labeled, the onset the committee missed."""
+    tstore = TrajectoryStore(stores)
+    atoms = bulk("Li", "bcc", a=3.44, cubic=True).repeat((2, 1, 1))
+    rng = np.random.default_rng(1)
+    with tstore.writer(atoms, metadata={"family": "bulk"}, chunk_frames=16) as w:
+        for i in range(10):
+            a = atoms.copy()
+            a.positions += rng.normal(0, 0.05, a.positions.shape)
+            w.append(a, step=i * 10, target_temperature=900.0, max_force_spread=0.02 * i)
+    completed = w.id
+    with tstore.writer(atoms, metadata={"family": "interface"}, chunk_frames=16) as w:
+        for i, gap in enumerate([None] * 8 + [1.45, 1.0]):
+            a = atoms.copy()
+            a.positions += rng.normal(0, 0.05, a.positions.shape)
+            if gap is not None:  # atom 1 moved towards atom 0
+                d = a.positions[1] - a.positions[0]
+                a.positions[1] = a.positions[0] + d / np.linalg.norm(d) * gap
+            w.append(a, step=i * 10, target_temperature=900.0, max_force_spread=0.1 + 0.01 * i)
+        w.close(stop_reason="monitor:min_distance", stop_step=90)
+    stopped = w.id
+    soap = SoapDescriptor(species=["Li"], r_cut=4.0, n_max=3, l_max=2)
+    trust = TrustWindowSelector(TrustWindow(0.05, 0.5))
+    result = select_frames(stores, [completed, stopped], trust=trust, descriptor=soap, budget=20, n_stop_frames=1)
+    keys = result.frame_keys
+    assert (stopped, 8) not in keys and (stopped, 9) not in keys
+    assert result.counts["below_label_floor"] == 2 and result.counts["stop_frames"] == 1
+    assert result.trust_report["interface"]["failed"] == 2
+    last = [p for p in result.picks if p.reason.startswith("last frame")]
+    assert len(last) == 1 and (last[0].trajectory_id, last[0].frame) == (stopped, 7)
+    assert "monitor:min_distance" in last[0].reason
+    assert len(keys) == len(set(keys))  # the stop frame is not picked twice
+    # without the floor check the collapsed frames are ordinary candidates
+    loose = select_frames(stores, [completed, stopped], trust=trust, descriptor=soap, budget=20, label_floors=False)
+    assert (stopped, 9) in loose.frame_keys and loose.counts["below_label_floor"] == 0

@@ -345,7 +345,8 @@ def campaign_from_spec(spec: CampaignSpec) -> CampaignMaker:
                 mode=spec.selection.trust_mode),
             descriptor=selection_descriptor(spec, elements), method=spec.selection.method,
             budget=spec.selection.budget, budget_per_family=dict(spec.selection.budget_per_family) or None,
-            seed=spec.seed, dedup_distance=spec.selection.dedup_distance, spot_checks=spec.selection.spot_checks),
+            seed=spec.seed, dedup_distance=spec.selection.dedup_distance, spot_checks=spec.selection.spot_checks,
+            stop_frames=spec.selection.stop_frames),
         criteria=spec.convergence,
         benchmark=campaign_benchmark(spec, labeler) if spec.benchmark.enabled else None,
         isolated_atoms=isolated_atoms(elements, box=spec.labeler.isolated_atom_box) if spec.labeler.isolated_atoms

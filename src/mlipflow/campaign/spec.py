@@ -175,6 +175,8 @@ class SelectionSpec(_Spec):
     budget_per_family: dict[str, int] = Field(
         default_factory=dict, description="family -> at most this many picks per iteration (key `default` for all)")
     spot_checks: int = Field(2, ge=0, description="frames called accurate labeled per iteration (true error)")
+    stop_frames: int = Field(1, ge=0, description="of every walker a stability monitor stopped, its last frames "
+                             "the labeler accepts, labeled (the onset the committee missed)")
     descriptor: Literal["soap", "soap_species", "soap_focus", "mace"] = "soap_focus"
     focus_atoms: int = Field(8, ge=1)
     soap_cutoff: float = Field(4.0, ge=1.0, le=10.0, description="Å")

@@ -102,6 +102,8 @@ class SelectorMaker(Maker):
         Extra clustering arguments.
     spot_checks
         Frames called accurate labeled per iteration, to measure the true error of "accurate".
+    stop_frames
+        Of every walker a stability monitor stopped, its last this many frames the labeler accepts are labeled.
     """
 
     name: str = "select"
@@ -114,6 +116,7 @@ class SelectorMaker(Maker):
     dedup_distance: float | None = None
     cluster_kwargs: dict[str, Any] = field(default_factory=dict)
     spot_checks: int = 0
+    stop_frames: int = 0
 
     @job(output_schema=SelectionResult)
     def make(self, sampling: Any, dataset_version: str | None = None, committee: Any = None) -> SelectionResult:
@@ -142,7 +145,8 @@ class SelectorMaker(Maker):
         result = select_frames(stores, ids, trust=trust, descriptor=descriptor, method=self.method,
                                budget=self.budget, budget_per_family=self.budget_per_family, seed=self.seed,
                                dedup_distance=self.dedup_distance, reference_version=dataset_version,
-                               n_spot_checks=self.spot_checks, cluster_kwargs=self.cluster_kwargs or None)
+                               n_spot_checks=self.spot_checks, cluster_kwargs=self.cluster_kwargs or None,
+                               n_stop_frames=self.stop_frames)
         result.trust_units = units
         record_step(stores, key, "select", result.model_dump(mode="json"))
         return result

@@ -9,7 +9,13 @@ needs), in five steps, each a function here:
 4. dedup against the campaign's dataset version (:mod:`mlipflow.selection.reference`) and within the pool, the
    budget split over families (:func:`split_budget`), diverse picks per family (FPS or PCA + clustering);
 5. :func:`spot_checks`: a few frames the committee called accurate, picked at random (seeded), so that the true
-   error of "accurate" is measured, not assumed.
+   error of "accurate" is measured, not assumed;
+6. :func:`stop_frames`: of every walker a stability monitor stopped, its last frame the labeler accepts (the onset
+   of the collapse the committee did not see coming), from the budget before the diverse picks.
+
+A candidate with two atoms closer than the labeler's pre-labeling floor (:class:`~mlipflow.labeling.filters.
+SanityFilter`, the same floors) counts as ``failed`` and is never picked: the labeler would refuse it, and the
+budget would be spent on nothing.
 
 The result is a small document of frame references and reasons; :func:`picked_structures` turns the picks into
 structures for a labeler.
@@ -19,11 +25,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from ase import Atoms
 from ase.data import chemical_symbols
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
@@ -134,6 +141,14 @@ def classify(table: FrameTable, trust: TrustWindowSelector
     fams = table.family.tolist()
     categories = trust.classify(np.nan_to_num(table.spread, nan=0.0), fams)
     categories[np.isnan(table.spread) & (categories != "failed")] = "candidate"
+    report, by_temperature = trust_reports(table, categories, trust)
+    return categories, report, by_temperature
+
+
+def trust_reports(table: FrameTable, categories: np.ndarray, trust: TrustWindowSelector
+                  ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
+    """The trust report of ``categories`` per family, and per family and walker temperature."""
+    fams = table.family.tolist()
     report = trust.report(categories, fams)
     by_temperature: dict[str, dict[str, dict[str, float]]] = {}
     for fam in sorted(set(fams)):
@@ -141,7 +156,7 @@ def classify(table: FrameTable, trust: TrustWindowSelector
         for label in sorted(labels, key=_temperature_order):
             mask = (table.family == fam) & (table.walker_temperature == label)
             by_temperature.setdefault(fam, {})[label] = trust.report(categories[mask], [fam] * int(mask.sum()))[fam]
-    return categories, report, by_temperature
+    return report, by_temperature
 
 
 def _frames_of(tstore: TrajectoryStore, table: FrameTable, rows: Sequence[int]):
@@ -155,9 +170,36 @@ def _frames_of(tstore: TrajectoryStore, table: FrameTable, rows: Sequence[int]):
             yield row, atoms
 
 
+def label_floor_check(covalent_fraction: float | None = None) -> Callable[[Atoms], str | None]:
+    """The labeler's pre-labeling pair floors as a check of one frame: the reason it would be refused, or None."""
+    from mlipflow.sampling.monitors import MinDistanceMonitor
+    from mlipflow.structures.bonds import COVALENT_FRACTION
+
+    monitor = MinDistanceMonitor(covalent_fraction=COVALENT_FRACTION if covalent_fraction is None
+                                 else covalent_fraction)
+    seen: set[tuple[int, ...]] = set()
+
+    def check(atoms: Atoms) -> str | None:
+        key = tuple(sorted(set(atoms.numbers.tolist())))
+        if key not in seen:
+            monitor.reset(atoms)
+            seen.clear()
+            seen.add(key)
+        verdict = monitor.check(atoms, 0)
+        return None if verdict is None else verdict.message
+
+    return check
+
+
 def describe_candidates(tstore: TrajectoryStore, table: FrameTable, rows: np.ndarray, descriptor: Descriptor,
-                        cache: DescriptorCache | None, batch: int = 1000) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """(rows in described order, structure hashes, descriptor matrix) of candidate rows, in batches."""
+                        cache: DescriptorCache | None, batch: int = 1000,
+                        refuse: Callable[[Atoms], str | None] | None = None
+                        ) -> tuple[np.ndarray, list[str], np.ndarray, list[int]]:
+    """(rows in described order, structure hashes, descriptor matrix, refused rows) of candidate rows, in batches.
+
+    ``refuse`` (see :func:`label_floor_check`): rows it gives a reason for are not described but returned last.
+    """
+    refused: list[int] = []
     ordered: list[int] = []
     hashes: list[str] = []
     parts: list[np.ndarray] = []
@@ -173,6 +215,9 @@ def describe_candidates(tstore: TrajectoryStore, table: FrameTable, rows: np.nda
         buf_rows.clear()
 
     for row, atoms in _frames_of(tstore, table, rows):
+        if refuse is not None and refuse(atoms) is not None:
+            refused.append(row)
+            continue
         buf_atoms.append(atoms)
         buf_rows.append(row)
         if len(buf_atoms) >= batch:
@@ -180,7 +225,7 @@ def describe_candidates(tstore: TrajectoryStore, table: FrameTable, rows: np.nda
     if buf_atoms:
         flush()
     desc = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
-    return np.array(ordered, dtype=int), hashes, desc
+    return np.array(ordered, dtype=int), hashes, desc, refused
 
 
 def spot_checks(categories: np.ndarray, table: FrameTable, n: int, seed: int) -> list[int]:
@@ -199,6 +244,38 @@ def spot_checks(categories: np.ndarray, table: FrameTable, n: int, seed: int) ->
             if pools[key] and len(chosen) < n:
                 chosen.append(int(pools[key].pop(0)))
     return chosen
+
+
+def stop_frames(tstore: TrajectoryStore, table: FrameTable, headers: dict[str, dict[str, Any]], n: int,
+                refuse: Callable[[Atoms], str | None] | None = None, look_back: int = 5
+                ) -> list[tuple[int, Atoms, str]]:
+    """Of each walker stopped by a stability monitor or an error, its last ``n`` frames the labeler accepts.
+
+    Frames are taken from the end of the trajectory backwards, at most ``look_back`` per walker (an earlier frame
+    is no longer the onset of what stopped it).  Returns ``(row, atoms, stop reason)``.
+    """
+    if n <= 0:
+        return []
+    first_row: dict[str, int] = {}
+    for row, tid in enumerate(table.trajectory):
+        first_row.setdefault(tid, row)
+    out: list[tuple[int, Atoms, str]] = []
+    for tid, header in headers.items():
+        reason = str((header.get("metadata") or {}).get("stop_reason") or "completed")
+        n_frames = int(header.get("n_frames", 0))
+        if not (reason.startswith("monitor:") or reason.startswith("error")) or n_frames == 0 or tid not in first_row:
+            continue
+        frames = list(range(max(0, n_frames - look_back), n_frames))  # read in order, walked from the end
+        taken = 0
+        for frame, atoms in reversed(list(zip(frames, tstore.iter_atoms(tid, frames), strict=True))):
+            atoms.calc = None
+            if refuse is not None and refuse(atoms) is not None:
+                continue
+            out.append((first_row[tid] + frame, atoms, reason))
+            taken += 1
+            if taken >= n:
+                break
+    return out
 
 
 def _reason(trust: TrustWindowSelector, family: str, spread: float) -> str:
@@ -224,6 +301,8 @@ def select_frames(
     n_spot_checks: int = 0,
     batch: int = 1000,
     cluster_kwargs: dict[str, Any] | None = None,
+    n_stop_frames: int = 0,
+    label_floors: bool = True,
 ) -> SelectionResult:
     """Select frames to label from sampled trajectories.
 
@@ -259,6 +338,11 @@ def select_frames(
         Frames read and described at a time.
     cluster_kwargs
         Extra :class:`~mlipflow.selection.diversity.ClusterSelector` arguments (``n_clusters``, ``n_components``).
+    n_stop_frames
+        Of every walker a stability monitor (or an error) stopped, label its last this many frames the labeler
+        accepts (from the budget, before the diverse picks; see :func:`stop_frames`).
+    label_floors
+        Candidates with two atoms closer than the labeler's pre-labeling floor are ``failed``, never picked.
     """
     start = time.perf_counter()
     trust = trust or TrustWindowSelector()
@@ -274,13 +358,22 @@ def select_frames(
     table = uncertainty_table(tstore, headers)
     categories, report, by_temperature = classify(table, trust)
     cand = np.flatnonzero(categories == "candidate")
+    refuse = label_floor_check() if label_floors else None
     checks = spot_checks(categories, table, min(n_spot_checks, budget), seed)
-    budget_left = max(0, budget - len(checks))
+    stopped = stop_frames(tstore, table, headers, n_stop_frames, refuse)[: max(0, budget - len(checks))]
+    budget_left = max(0, budget - len(checks) - len(stopped))
 
     need_reference = reference_version is not None
     ref = (dataset_reference(stores, reference_version, descriptor) if need_reference
            else Reference([], [], np.zeros((0, 0), np.float32)))
-    rows_arr, hashes, desc = describe_candidates(tstore, table, cand, descriptor, cache, batch)
+    forced = {row for row, _, _ in stopped}
+    rows_arr, hashes, desc, refused = describe_candidates(
+        tstore, table, np.array([r for r in cand if int(r) not in forced], dtype=int), descriptor, cache, batch,
+        refuse)
+    if refused:  # the labeler would refuse them: failed, not candidates
+        categories[refused] = "failed"
+        report, by_temperature = trust_reports(table, categories, trust)
+        cand = np.flatnonzero(categories == "candidate")
     known = ref.descriptors if len(ref.descriptors) else None
     dedup = Deduplicator(min_distance=dedup_distance).run(hashes, ref.hash_set, desc, known)
 
@@ -306,6 +399,13 @@ def select_frames(
             picks.append(_pick(table, row, hashes[i], "candidate", False,
                                f"{_reason(trust, fam, table.spread[row])} ({fam}); {p.reason}; family budget "
                                f"{alloc[fam]} of {budget}"))
+    for row, atoms, why in stopped:
+        h = frame_hash(atoms)
+        if h in ref.hash_set:
+            continue
+        picks.append(_pick(table, row, h, str(categories[row]), False,
+                           f"last frame the labeler accepts before the walker stopped ({why}; max force spread "
+                           f"{table.spread[row]:.3f} eV/Å, {table.family[row]}, {table.walker_temperature[row]})"))
     for row in checks:
         fam = table.family[row]
         a = next(iter(tstore.iter_atoms(table.trajectory[row], [table.frame[row]])))
@@ -315,7 +415,8 @@ def select_frames(
                            f"{trust.window(fam).lower:.3g} ({fam}, {table.walker_temperature[row]})"))
     counts = {"frames": len(table), "candidates": len(cand), "dedup_dropped": dedup.n_dropped,
               "picked": len(picks), "spot_checks": len(checks), "accurate": int((categories == "accurate").sum()),
-              "failed": int((categories == "failed").sum()), "reference_frames": len(ref.frame_ids)}
+              "failed": int((categories == "failed").sum()), "reference_frames": len(ref.frame_ids),
+              "below_label_floor": len(refused), "stop_frames": sum(1 for p in picks if p.reason.startswith("last"))}
     if cache is not None:
         counts.update(cache_hits=cache.hits, cache_misses=cache.misses)
     windows = {fam: [trust.window(fam).lower, trust.window(fam).upper] for fam in sorted(available)}
