@@ -21,7 +21,14 @@ def test_hyperparams_become_mace_arguments():
     assert "--multiheads_finetuning=False" in options_to_args({"multiheads_finetuning": False})
     assert options_to_args({"swa": False}) == []
     assert "--pair_repulsion" not in args
-    assert "--pair_repulsion" in options_to_args(MaceHyperParams.tiny(pair_repulsion=True).mace_options())
+    zbl = options_to_args(MaceHyperParams.tiny(pair_repulsion=True).mace_options())
+    assert "--pair_repulsion" in zbl
+    # mace-torch's own parser reads the arguments as we write them (the flag reaches its model builder)
+    from mace.tools.arg_parser import build_default_arg_parser
+
+    parsed = build_default_arg_parser().parse_args(["--name=x", "--train_file=x.xyz", *zbl])
+    assert parsed.pair_repulsion is True and parsed.num_channels == 16
+    assert build_default_arg_parser().parse_args(["--name=x", "--train_file=x.xyz", *args]).pair_repulsion is False
 
 
 def test_hyperparams_refuse_reserved_and_bad_values():

@@ -1,7 +1,7 @@
 """The selector: trust window -> dedup -> descriptors -> diversity, with budgets, writing why each frame was picked.
 
 :func:`select_frames` reads sampled trajectories from the store (uncertainty arrays first, then only the frames it
-needs), in five steps, each a function here:
+needs), in six steps, each a function here:
 
 1. :func:`uncertainty_table`: every frame's family, walker temperature and largest-atom force spread;
 2. :func:`classify`: accurate / candidate / failed with the trust windows, ratios per family and temperature;
@@ -171,20 +171,20 @@ def _frames_of(tstore: TrajectoryStore, table: FrameTable, rows: Sequence[int]):
 
 
 def label_floor_check(covalent_fraction: float | None = None) -> Callable[[Atoms], str | None]:
-    """The labeler's pre-labeling pair floors as a check of one frame: the reason it would be refused, or None."""
+    """The labeler's pre-labeling pair floors as a check of one frame: the reason it would be refused, or None.
+
+    The floors are :func:`~mlipflow.structures.bonds.default_pair_floor`'s, as in
+    :meth:`~mlipflow.labeling.filters.SanityFilter.check_structure`; the check is the MD monitor's (ASE neighbour
+    list on the frame as it is read, no conversion to a pymatgen structure).
+    """
     from mlipflow.sampling.monitors import MinDistanceMonitor
     from mlipflow.structures.bonds import COVALENT_FRACTION
 
     monitor = MinDistanceMonitor(covalent_fraction=COVALENT_FRACTION if covalent_fraction is None
                                  else covalent_fraction)
-    seen: set[tuple[int, ...]] = set()
 
     def check(atoms: Atoms) -> str | None:
-        key = tuple(sorted(set(atoms.numbers.tolist())))
-        if key not in seen:
-            monitor.reset(atoms)
-            seen.clear()
-            seen.add(key)
+        monitor.reset(atoms)  # the floor table of this frame's species (a few pairs)
         verdict = monitor.check(atoms, 0)
         return None if verdict is None else verdict.message
 
@@ -360,12 +360,14 @@ def select_frames(
     cand = np.flatnonzero(categories == "candidate")
     refuse = label_floor_check() if label_floors else None
     checks = spot_checks(categories, table, min(n_spot_checks, budget), seed)
-    stopped = stop_frames(tstore, table, headers, n_stop_frames, refuse)[: max(0, budget - len(checks))]
-    budget_left = max(0, budget - len(checks) - len(stopped))
 
     need_reference = reference_version is not None
     ref = (dataset_reference(stores, reference_version, descriptor) if need_reference
            else Reference([], [], np.zeros((0, 0), np.float32)))
+    stopped = [(row, frame_hash(atoms), why) for row, atoms, why in stop_frames(tstore, table, headers,
+                                                                                n_stop_frames, refuse)]
+    stopped = [s for s in stopped if s[1] not in ref.hash_set][: max(0, budget - len(checks))]
+    budget_left = max(0, budget - len(checks) - len(stopped))
     forced = {row for row, _, _ in stopped}
     rows_arr, hashes, desc, refused = describe_candidates(
         tstore, table, np.array([r for r in cand if int(r) not in forced], dtype=int), descriptor, cache, batch,
@@ -399,10 +401,7 @@ def select_frames(
             picks.append(_pick(table, row, hashes[i], "candidate", False,
                                f"{_reason(trust, fam, table.spread[row])} ({fam}); {p.reason}; family budget "
                                f"{alloc[fam]} of {budget}"))
-    for row, atoms, why in stopped:
-        h = frame_hash(atoms)
-        if h in ref.hash_set:
-            continue
+    for row, h, why in stopped:
         picks.append(_pick(table, row, h, str(categories[row]), False,
                            f"last frame the labeler accepts before the walker stopped ({why}; max force spread "
                            f"{table.spread[row]:.3f} eV/Å, {table.family[row]}, {table.walker_temperature[row]})"))
@@ -416,7 +415,7 @@ def select_frames(
     counts = {"frames": len(table), "candidates": len(cand), "dedup_dropped": dedup.n_dropped,
               "picked": len(picks), "spot_checks": len(checks), "accurate": int((categories == "accurate").sum()),
               "failed": int((categories == "failed").sum()), "reference_frames": len(ref.frame_ids),
-              "below_label_floor": len(refused), "stop_frames": sum(1 for p in picks if p.reason.startswith("last"))}
+              "below_label_floor": len(refused), "stop_frames": len(stopped)}
     if cache is not None:
         counts.update(cache_hits=cache.hits, cache_misses=cache.misses)
     windows = {fam: [trust.window(fam).lower, trust.window(fam).upper] for fam in sorted(available)}
